@@ -1,0 +1,51 @@
+"""`python -m bench SUBCOMMAND ...`: one module per subcommand, imported when used.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``main(args) -> int`` (the exit
+code). Exit codes: 0 success, 1 the check failed (``compare``: a regression), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("bench.sweep", "run the benchmark sweep and write a run directory"),
+    "report": ("bench.report", "tables and plots from one or more run directories"),
+    "compare": ("bench.compare", "compare two runs: regressions with statistics"),
+    "baseline": ("bench.baseline", "save or show the baseline for this machine"),
+    "ab": ("bench.ab", "A/B two git commits interleaved on this machine"),
+    "validate": ("bench.validate", "measure compare's false-alarm and detection rates"),
+    "launch": ("bench.launch", "start N local processes for a jax.distributed run"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark the mnist_kernels variants."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in SUBCOMMANDS:
+        build_parser().parse_args(argv)  # prints usage and exits 2
+        return 2
+    args = build_parser(only=command).parse_args(argv)
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,211 @@
+"""The results data model: one row per measured configuration, a versioned schema.
+
+A run directory holds:
+
+- ``results.jsonl``: one JSON object per finished configuration, appended and flushed as each
+  finishes, with every column below plus the raw samples (``samples_s``, ``sync_samples_s``).
+  A configuration that was re-run (``--resume``) appears again; the last row wins.
+- ``results.csv``: the same rows without the raw-sample lists, one per configuration.
+- ``metadata.json``: the machine, versions, peaks and command line (see :data:`METADATA_KEYS`).
+
+Every row and the metadata carry ``schema_version``. Readers refuse a version they do not know
+with a message saying which versions they read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+#: schema versions this code reads.
+READABLE_VERSIONS = (1,)
+
+#: The columns that identify a configuration: rows with equal keys measure the same thing.
+KEY_COLUMNS = (
+    "framework",
+    "variant",
+    "kernel",
+    "backend",
+    "device_kind",
+    "n_processes",
+    "n_devices",
+    "layer_sizes",
+    "batch_size",
+    "dtype",
+)
+
+#: Every column of ``results.csv``, with its meaning and unit.
+COLUMNS: dict[str, str] = {
+    "schema_version": "results schema version (int)",
+    "run_id": "the run this row belongs to",
+    "config_id": "stable hash of the key columns",
+    "framework": "jax, torch or numpy",
+    "variant": "kernel variant (jit, vmap, pmap, sharded, shard_map, scan, sharded_tp, ensemble, or a peer)",
+    "kernel": "predict or update",
+    "backend": "cpu, gpu or tpu",
+    "device_kind": "device kind as JAX reports it",
+    "host": "host name",
+    "n_processes": "processes in the run (jax.distributed), 1 otherwise",
+    "n_devices": "devices one call spreads over (global)",
+    "layer_sizes": "widths, input to output, like 784,1024,1024,10",
+    "depth": "number of hidden layers",
+    "width": "widest hidden layer (0 for logistic regression)",
+    "batch_size": "examples per SGD step or predict call",
+    "dtype": "compute dtype (float32, bfloat16)",
+    "steps_per_call": "SGD steps one call makes (scan: S)",
+    "work_multiplier": "independent models per call (ensemble: K)",
+    "dataset": "where the batches came from (fashion-mnist, mnist, synthetic)",
+    "dataset_real": "true when the pixels are a real dataset",
+    "trace_s": "jax.jit(f).trace time, caches cleared (s)",
+    "lower_s": "Traced.lower time (s)",
+    "compile_s": "Lowered.compile time (s)",
+    "first_call_s": "first execution after compiling, synced (s)",
+    "step_median_s": "median time of one step, pipelined samples (s)",
+    "step_min_s": "fastest sample, per step (s)",
+    "step_mean_s": "mean of samples, per step (s)",
+    "step_std_s": "standard deviation of samples, per step (s)",
+    "step_iqr_s": "interquartile range of samples, per step (s)",
+    "step_ci_low_s": "95% confidence interval of the median, low end (s)",
+    "step_ci_high_s": "95% confidence interval of the median, high end (s)",
+    "n_samples": "number of timed samples",
+    "loops_per_sample": "calls per sample before one block_until_ready",
+    "sync_step_median_s": "median step time with a sync after every call (s)",
+    "dispatch_overhead_s": "sync_step_median_s - step_median_s (s)",
+    "examples_per_s": "examples processed per second (all models of an ensemble)",
+    "flops": "analytic matmul FLOPs of one step",
+    "xla_flops": "FLOPs from compiled.cost_analysis() per step (may be missing or wrong)",
+    "flops_per_s": "flops / step_median_s",
+    "bytes_accessed": "bytes accessed from compiled.cost_analysis() per step",
+    "arithmetic_intensity": "flops / bytes_accessed (FLOP/byte)",
+    "peak_memory_bytes": "compiled.memory_analysis(): arguments + outputs + temporaries - aliased",
+    "device_peak_bytes_in_use": "device memory_stats() peak_bytes_in_use, where the backend has it",
+    "peak_flops_per_s": "measured matmul peak of this backend and dtype, same run (FLOP/s)",
+    "peak_bandwidth_bytes_per_s": "measured copy bandwidth of this backend, same run (byte/s)",
+    "peak_fraction": "flops_per_s / peak_flops_per_s",
+    "roofline_fraction": "roofline time for flops and bytes_accessed / step_median_s",
+    "hlo_ops": "instructions in the optimized HLO",
+    "hlo_fusions": "fusion instructions in the optimized HLO",
+    "recompiles": "backend compiles during the steady-state samples (must be 0)",
+    "wall_s": "wall time spent on this configuration (s)",
+    "status": "ok, error, timeout or skipped",
+    "error": "error message or skip reason",
+}
+
+#: Columns that hold lists (raw samples): in results.jsonl only.
+SAMPLE_COLUMNS = ("samples_s", "sync_samples_s")
+
+METADATA_KEYS = (
+    "schema_version",
+    "run_id",
+    "tool_version",
+    "python",
+    "jax",
+    "jaxlib",
+    "numpy",
+    "backends",  # {backend: {platform_version, device_kind, device_count, memory_bytes}}
+    "cpu",  # {model, cores, memory_bytes}
+    "env",  # XLA_* and JAX_* variables
+    "git",  # {commit, dirty}
+    "host",
+    "hardware_fingerprint",
+    "start_time",
+    "end_time",
+    "command",
+    "preset",
+    "peaks",  # {backend: {dtype: {matmul_flops_per_s, bandwidth_bytes_per_s}}}
+    "dataset",  # {name, real, source}
+    "skipped",  # [{what, reason}]
+    "n_processes",
+    "global_devices",
+    "local_devices",
+)
+
+
+class SchemaError(ValueError):
+    """A results file this version of the tool cannot read."""
+
+
+def config_id(row: dict[str, Any]) -> str:
+    """Stable 12-hex-digit id of a configuration from its key columns."""
+    key = json.dumps([str(row.get(k)) for k in KEY_COLUMNS])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def check_version(version: Any, where: str) -> None:
+    if version not in READABLE_VERSIONS:
+        raise SchemaError(
+            f"{where}: results schema version {version!r} is not one this tool reads "
+            f"(it reads {', '.join(map(str, READABLE_VERSIONS))}); re-run the benchmark with "
+            "this version, or use the version of mnist-kernels-bench that wrote it"
+        )
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe value: NaN and infinities become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``results.jsonl`` file, last one per ``config_id``; a torn last line is skipped."""
+    path = Path(path)
+    rows: dict[str, dict[str, Any]] = {}
+    with path.open() as f:
+        lines = f.readlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if lineno == len(lines):  # a write cut off by a kill
+                continue
+            raise SchemaError(f"{path}:{lineno}: not valid JSON ({e})") from e
+        check_version(row.get("schema_version"), f"{path}:{lineno}")
+        rows[row.get("config_id") or config_id(row)] = row
+    return list(rows.values())
+
+
+def load_metadata(run_dir: str | Path) -> dict[str, Any]:
+    """``metadata.json`` of a run directory."""
+    path = Path(run_dir) / "metadata.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; is {run_dir} a run directory?")
+    meta = json.loads(path.read_text())
+    check_version(meta.get("schema_version"), str(path))
+    return meta
+
+
+def load(run_dir: str | Path, *, samples: bool = False) -> pd.DataFrame:
+    """The results of a run as a tidy DataFrame, one row per configuration.
+
+    Args:
+      run_dir: a directory written by ``python -m bench run``.
+      samples: keep the raw-sample list columns (``samples_s``, ``sync_samples_s``).
+
+    Raises:
+      FileNotFoundError: no ``results.jsonl`` there.
+      SchemaError: written with a schema version this tool does not read.
+    """
+    path = Path(run_dir) / "results.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; pass a directory written by `python -m bench run`"
+        )
+    rows = read_rows(path)
+    df = pd.DataFrame(rows)
+    for col in COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    extra = [c for c in df.columns if c not in COLUMNS and c not in SAMPLE_COLUMNS]
+    cols = list(COLUMNS) + extra
+    if samples:
+        cols += [c for c in SAMPLE_COLUMNS if c in df.columns]
+    return df[cols].reset_index(drop=True)

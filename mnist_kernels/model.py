@@ -1,0 +1,147 @@
+"""The model, written once: an MLP with tanh hidden layers and a log-softmax output.
+
+This is the classic "MNIST classifier from scratch" of JAX's examples: parameters are a
+list of ``(w, b)`` pairs, ``w`` shaped ``(fan_in, fan_out)`` and ``b`` shaped ``(fan_out,)``.
+Every kernel variant in :mod:`mnist_kernels.variants` wraps these functions; none copies the
+math.
+
+Shapes: ``inputs`` is ``(B, 784)`` (or ``(784,)`` for one example), ``targets`` is one-hot
+``(B, 10)`` float or integer class labels ``(B,)``; log-probabilities are ``(B, 10)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+Array: TypeAlias = jax.Array | np.ndarray
+Params: TypeAlias = list[tuple[Array, Array]]
+Batch: TypeAlias = tuple[Array, Array]
+
+IMAGE_PIXELS = 784
+NUM_CLASSES = 10
+
+#: dtypes a kernel may compute in. ``bfloat16`` keeps parameters in float32 and runs the
+#: matmuls in bfloat16 with float32 accumulation.
+DTYPES = ("float32", "bfloat16")
+
+
+def init_params(
+    layer_sizes: Sequence[int], scale: float = 0.1, seed: int = 0, dtype: str = "float32"
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random parameters exactly as the notebook draws them.
+
+    ``[(scale * rng.randn(m, n), scale * rng.randn(n)) for m, n in zip(sizes[:-1], sizes[1:])]``
+    with ``rng = numpy.random.RandomState(seed)``, cast to ``dtype``.
+
+    Args:
+      layer_sizes: widths from input to output, e.g. ``[784, 1024, 1024, 10]``.
+      scale: standard deviation of the normal draws.
+      seed: seed of the ``RandomState``.
+      dtype: NumPy dtype name of the returned arrays.
+
+    Returns:
+      A list of ``(w, b)`` NumPy arrays, ``w`` shaped ``(m, n)`` and ``b`` shaped ``(n,)``.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    if len(sizes) < 2 or any(s <= 0 for s in sizes):
+        raise ValueError(
+            f"layer_sizes {list(layer_sizes)} needs at least two positive widths, "
+            "for example [784, 10] or [784, 1024, 1024, 10]"
+        )
+    rng = np.random.RandomState(seed)
+    np_dtype = jnp.dtype(dtype)
+    return [
+        ((scale * rng.randn(m, n)).astype(np_dtype), (scale * rng.randn(n)).astype(np_dtype))
+        for m, n in itertools.pairwise(sizes)
+    ]
+
+
+def layer_sizes_of(params: Params) -> list[int]:
+    """The ``layer_sizes`` that ``params`` were built from."""
+    return [int(params[0][0].shape[0])] + [int(w.shape[1]) for w, _ in params]
+
+
+def _affine(x: Array, w: Array, b: Array, compute_dtype: str | None) -> jax.Array:
+    if compute_dtype is None or jnp.dtype(compute_dtype) == jnp.dtype(w.dtype):
+        return jnp.dot(x, w) + b
+    cd = jnp.dtype(compute_dtype)
+    out = jnp.dot(x.astype(cd), w.astype(cd), preferred_element_type=w.dtype)
+    return out + b
+
+
+def predict(params: Params, inputs: Array, compute_dtype: str | None = None) -> jax.Array:
+    """Log-probabilities ``(B, 10)`` (or ``(10,)`` for one example).
+
+    Hidden layers are ``tanh(x @ w + b)``; the last layer is affine, then log-softmax
+    ``z - logsumexp(z)``. With ``compute_dtype="bfloat16"`` the matmuls take bfloat16
+    operands and accumulate in the parameters' dtype.
+    """
+    activations = inputs
+    for w, b in params[:-1]:
+        activations = jnp.tanh(_affine(activations, w, b, compute_dtype))
+    final_w, final_b = params[-1]
+    logits = _affine(activations, final_w, final_b, compute_dtype)
+    return logits - logsumexp(logits, axis=-1, keepdims=True)
+
+
+def loss(params: Params, batch: Batch, compute_dtype: str | None = None) -> jax.Array:
+    """Mean negative log-likelihood of the targets.
+
+    ``targets`` may be one-hot ``(B, 10)`` (the notebook's form) or integer labels ``(B,)``:
+    the value is the same, the integer form gathers instead of multiplying.
+    """
+    inputs, targets = batch
+    preds = predict(params, inputs, compute_dtype)
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        picked = jnp.take_along_axis(preds, targets[..., None], axis=-1)[..., 0]
+        return -jnp.mean(picked)
+    return -jnp.mean(jnp.sum(preds * targets, axis=-1))
+
+
+def accuracy(params: Params, batch: Batch, compute_dtype: str | None = None) -> jax.Array:
+    """Fraction of examples whose argmax prediction matches the target class."""
+    inputs, targets = batch
+    target_class = (
+        targets if jnp.issubdtype(targets.dtype, jnp.integer) else jnp.argmax(targets, axis=-1)
+    )
+    predicted_class = jnp.argmax(predict(params, inputs, compute_dtype), axis=-1)
+    return jnp.mean(predicted_class == target_class)
+
+
+def sgd(params: Params, grads: Params, lr: float) -> Params:
+    """Plain SGD: ``w - lr * dw`` for every leaf."""
+    return [(w - lr * dw, b - lr * db) for (w, b), (dw, db) in zip(params, grads, strict=True)]
+
+
+def update(
+    params: Params, batch: Batch, lr: float = 0.001, compute_dtype: str | None = None
+) -> Params:
+    """One SGD step on ``batch``; returns the new parameters."""
+    grads = jax.grad(loss)(params, batch, compute_dtype)
+    return sgd(params, grads, lr)
+
+
+def flops_forward(layer_sizes: Sequence[int], batch_size: int) -> int:
+    """Matmul FLOPs of one forward pass: ``2 * B * sum(m * n)``."""
+    sizes = list(layer_sizes)
+    return 2 * batch_size * sum(m * n for m, n in itertools.pairwise(sizes))
+
+
+def flops_update(layer_sizes: Sequence[int], batch_size: int) -> int:
+    """Matmul FLOPs of one SGD step: forward, plus the backward pass.
+
+    The backward pass computes the weight gradient of every layer (``2 * B * m * n``) and the
+    input gradient of every layer but the first (the data needs none): ``3x`` the forward
+    cost minus the first layer's input gradient.
+    """
+    sizes = list(layer_sizes)
+    fwd = flops_forward(sizes, batch_size)
+    first = 2 * batch_size * sizes[0] * sizes[1]
+    return 3 * fwd - first

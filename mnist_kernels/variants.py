@@ -1,0 +1,645 @@
+"""The kernel variants that get timed: the one model under different transformations.
+
+Each variant wraps :func:`mnist_kernels.model.predict`, :func:`~mnist_kernels.model.loss` and
+:func:`~mnist_kernels.model.update`; they differ only in transformation (``jit``, ``vmap``,
+``pmap``, ``shard_map``, ``lax.scan``) and placement (one device, replicated or sharded
+``NamedSharding``), and they all give the same numbers.
+
+>>> from mnist_kernels import variants, init_params
+>>> kernel = variants.get("sharded", devices=4)
+>>> params, batch = kernel.place(init_params([784, 10]), (images, labels))
+>>> params = kernel.update(params, batch)        # old params are donated
+>>> kernel.to_host(params)                       # list of (w, b) NumPy arrays
+
+``dtype="bfloat16"`` keeps parameters (and the SGD update) in float32 and runs the matmuls
+with bfloat16 operands, accumulating in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from . import model
+from .model import Batch, Params
+
+_REGISTRY: dict[str, Callable[..., Kernel]] = {}
+_MULTI_DEVICE = {"pmap", "sharded", "shard_map", "sharded_tp"}
+
+
+@dataclasses.dataclass
+class Kernel:
+    """One variant, built for a set of devices and a dtype.
+
+    Attributes:
+      name: the variant's registry name.
+      devices: the devices it runs on.
+      dtype: compute dtype, ``"float32"`` or ``"bfloat16"``.
+      lr: SGD learning rate.
+      place: ``(params, batch) -> (params, batch)`` put where the variant wants them. The only
+        place host-to-device copies happen.
+      update: ``(params, batch) -> params``; one SGD step (``steps_per_call`` for ``scan``),
+        donating the old params where the backend supports donation.
+      predict: ``(params, inputs) -> (B, 10)`` log-probabilities (``(K, B, 10)`` for ``ensemble``).
+      to_host: placed params -> list of ``(w, b)`` NumPy arrays in the model's layout.
+      update_fn: the ``jax.jit`` (or ``jax.pmap``) object behind ``update``, for AOT
+        ``trace``/``lower``/``compile`` and ``cost_analysis``.
+      predict_fn: the same for ``predict``; it takes the inputs as ``place`` left them.
+      steps_per_call: SGD steps one ``update`` call makes (``scan``: S).
+      work_multiplier: independent models per call (``ensemble``: K).
+      options: variant-specific settings (mesh shape, S, K...), recorded in results.
+    """
+
+    name: str
+    devices: list[Any]
+    dtype: str
+    lr: float | tuple[float, ...]
+    place: Callable[[Params, Batch], tuple[Any, Any]]
+    update: Callable[[Any, Any], Any]
+    predict: Callable[[Any, Any], jax.Array]
+    to_host: Callable[[Any], list[tuple[np.ndarray, np.ndarray]]]
+    update_fn: Any
+    predict_fn: Any
+    steps_per_call: int = 1
+    work_multiplier: int = 1
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.devices)
+
+    def describe(self) -> dict[str, Any]:
+        """What a results row needs to know about this kernel."""
+        return {
+            "variant": self.name,
+            "n_devices": self.n_devices,
+            "dtype": self.dtype,
+            "backend": self.devices[0].platform,
+            "device_kind": self.devices[0].device_kind,
+            "steps_per_call": self.steps_per_call,
+            "work_multiplier": self.work_multiplier,
+            "options": dict(self.options),
+        }
+
+    def place_inputs(self, inputs: Any) -> Any:
+        """Place predict inputs ``(B, 784)`` the way :attr:`predict_fn` wants them."""
+        n_classes = model.NUM_CLASSES
+        dummy = np.zeros((np.shape(inputs)[0], n_classes), np.float32)
+        if self.steps_per_call > 1:
+            return jax.device_put(inputs, self.devices[0])
+        _, (placed, _) = self.place(None, (inputs, dummy))
+        return placed
+
+
+def register(name: str) -> Callable[[Callable[..., Kernel]], Callable[..., Kernel]]:
+    def deco(builder: Callable[..., Kernel]) -> Callable[..., Kernel]:
+        _REGISTRY[name] = builder
+        return builder
+
+    return deco
+
+
+def names() -> list[str]:
+    """The registered variant names, in registration order."""
+    return list(_REGISTRY)
+
+
+def is_multi_device(name: str) -> bool:
+    """Whether a variant spreads one step over several devices."""
+    return name in _MULTI_DEVICE
+
+
+def get(
+    name: str,
+    *,
+    lr: float | Sequence[float] = 0.001,
+    devices: int | Sequence[Any] | None = None,
+    dtype: str = "float32",
+    **options: Any,
+) -> Kernel:
+    """Build the kernel ``name``.
+
+    Args:
+      name: one of :func:`names`.
+      lr: SGD learning rate (``ensemble``: one per member).
+      devices: ``None`` for all local devices of the default backend (multi-device variants)
+        or one device (the rest); an int count; or a list of devices.
+      dtype: ``"float32"`` or ``"bfloat16"`` (float32 params, bfloat16 matmuls).
+      **options: variant settings: ``steps`` (scan, default 8), ``members`` (ensemble,
+        default 4), ``model_parallel`` (sharded_tp, default 2 when the device count is even).
+
+    Raises:
+      ValueError: unknown name or dtype, or more devices than exist.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(names())}")
+    if dtype not in model.DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(model.DTYPES)}")
+    devs = _resolve_devices(name, devices)
+    if not is_multi_device(name) and len(devs) != 1:
+        raise ValueError(
+            f"variant {name!r} runs on one device, got {len(devs)}; pass devices=1 or use one "
+            f"of the multi-device variants {sorted(_MULTI_DEVICE)}"
+        )
+    return _REGISTRY[name](devices=devs, lr=lr, dtype=dtype, **options)
+
+
+def _resolve_devices(name: str, devices: int | Sequence[Any] | None) -> list[Any]:
+    available = jax.local_devices()
+    if devices is None:
+        return list(available) if is_multi_device(name) else [available[0]]
+    if isinstance(devices, int):
+        if devices < 1 or devices > len(available):
+            raise ValueError(
+                f"{devices} devices asked for but {len(available)} "
+                f"{available[0].platform} device(s) exist; ask for at most {len(available)}, or "
+                "on CPU start with XLA_FLAGS=--xla_force_host_platform_device_count=N "
+                "(bench does this itself)"
+            )
+        return list(available[:devices])
+    devs = list(devices)
+    if not devs:
+        raise ValueError("devices is an empty list; pass None, a count or a list of devices")
+    return devs
+
+
+def _compute_dtype(dtype: str) -> str | None:
+    return None if dtype == "float32" else dtype
+
+
+def _check_params(params: Params, batch: Batch) -> None:
+    if params is None:
+        return
+    inputs, targets = batch
+    sizes = model.layer_sizes_of(params)
+    if np.shape(inputs)[-1] != sizes[0]:
+        raise ValueError(
+            f"params take inputs of width {sizes[0]} (layer_sizes {sizes}) but the batch's "
+            f"inputs have shape {tuple(np.shape(inputs))}; flatten images to (B, {sizes[0]})"
+        )
+    for i, (w, b) in enumerate(params):
+        if np.ndim(w) != 2 or np.shape(b) != (np.shape(w)[1],):
+            raise ValueError(
+                f"layer {i}: w {np.shape(w)} and b {np.shape(b)} do not fit; expected w (m, n) "
+                "and b (n,)"
+            )
+    if np.ndim(targets) == np.ndim(inputs) and np.shape(targets)[-1] != sizes[-1]:
+        raise ValueError(
+            f"targets have shape {tuple(np.shape(targets))} but params output {sizes[-1]} "
+            f"classes (layer_sizes {sizes})"
+        )
+    if np.shape(inputs)[:-1] != np.shape(targets)[: np.ndim(inputs) - 1]:
+        raise ValueError(
+            f"inputs {tuple(np.shape(inputs))} and targets {tuple(np.shape(targets))} disagree "
+            "on the batch size"
+        )
+
+
+def _check_divisible(batch_size: int, n: int, what: str = "devices") -> None:
+    if batch_size % n:
+        lower = batch_size - batch_size % n
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by {n} {what}; pick a multiple of {n} "
+            f"(for example {lower or n} or {lower + n}) or use fewer devices"
+        )
+
+
+def _host(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.asarray(w), np.asarray(b)) for w, b in jax.device_get(params)]
+
+
+def _host_params(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
+    # Build parameters on the host first: putting an array that already lives on device 0 to
+    # a replicated sharding may share its buffer, and donating the copy would delete it.
+    return [(np.asarray(w), np.asarray(b)) for w, b in params]
+
+
+# --------------------------------------------------------------------------- single device
+
+
+@register("jit")
+def _jit(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
+    cd = _compute_dtype(dtype)
+    dev = devices[0]
+    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
+    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        _check_params(params, batch)
+        placed = None if params is None else jax.device_put(_host_params(params), dev)
+        return placed, jax.device_put(batch, dev)
+
+    return Kernel(
+        "jit", devices, dtype, lr, place, update_fn, predict_fn, _host, update_fn, predict_fn
+    )
+
+
+def per_example_grads(params: Params, batch: Batch, compute_dtype: str | None = None) -> Params:
+    """Gradients of the loss for each example: leaves shaped ``(B, *param.shape)``.
+
+    ``vmap`` of the single-example gradient; what differential privacy (per-example clipping)
+    and influence functions need.
+    """
+
+    def one(p: Params, x: jax.Array, y: jax.Array) -> Params:
+        return jax.grad(model.loss)(p, (x, y), compute_dtype)
+
+    inputs, targets = batch
+    return jax.vmap(one, in_axes=(None, 0, 0))(params, inputs, targets)
+
+
+@register("vmap")
+def _vmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
+    cd = _compute_dtype(dtype)
+    dev = devices[0]
+
+    def step(params: Params, batch: Batch) -> Params:
+        grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example_grads(params, batch, cd))
+        return model.sgd(params, grads, lr)
+
+    def batched_predict(params: Params, inputs: jax.Array) -> jax.Array:
+        return jax.vmap(functools.partial(model.predict, compute_dtype=cd), in_axes=(None, 0))(
+            params, inputs
+        )
+
+    update_fn = jax.jit(step, donate_argnums=0)
+    predict_fn = jax.jit(batched_predict)
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        _check_params(params, batch)
+        placed = None if params is None else jax.device_put(_host_params(params), dev)
+        return placed, jax.device_put(batch, dev)
+
+    return Kernel(
+        "vmap", devices, dtype, lr, place, update_fn, predict_fn, _host, update_fn, predict_fn
+    )
+
+
+# --------------------------------------------------------------------------- data parallel
+
+
+@register("pmap")
+def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
+    cd = _compute_dtype(dtype)
+    n = len(devices)
+
+    def step(params: Params, batch: Batch) -> Params:
+        grads = jax.grad(model.loss)(params, batch, cd)
+        grads = lax.pmean(grads, axis_name="batch")
+        return model.sgd(params, grads, lr)
+
+    update_fn = jax.pmap(step, axis_name="batch", devices=devices, donate_argnums=0)
+    predict_fn = jax.pmap(
+        functools.partial(model.predict, compute_dtype=cd), axis_name="batch", devices=devices
+    )
+
+    # pmap takes arrays with a leading device axis; shard that axis over the devices so the
+    # call finds every slice where it runs.
+    leading = NamedSharding(jax.sharding.Mesh(np.array(devices), ("pmap",)), P("pmap"))
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        _check_params(params, batch)
+        _check_divisible(np.shape(batch[0])[0], n)
+        split = jax.tree.map(lambda a: np.reshape(a, (n, -1, *np.shape(a)[1:])), batch)
+        placed_batch = jax.device_put(split, leading)
+        if params is None:
+            return None, placed_batch
+        stacked = [(np.stack([w] * n), np.stack([b] * n)) for w, b in _host_params(params)]
+        return jax.device_put(stacked, leading), placed_batch
+
+    def predict(params: Any, inputs: Any) -> jax.Array:
+        out = predict_fn(params, inputs)
+        return out.reshape(-1, out.shape[-1])
+
+    def to_host(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.asarray(w[0]), np.asarray(b[0])) for w, b in jax.device_get(params)]
+
+    return Kernel(
+        "pmap", devices, dtype, lr, place, update_fn, predict, to_host, update_fn, predict_fn
+    )
+
+
+def _batch_mesh(devices: list[Any]) -> jax.sharding.Mesh:
+    return jax.make_mesh((len(devices),), ("batch",), devices=devices)
+
+
+def _place_data_parallel(
+    mesh: jax.sharding.Mesh, params: Params | None, batch: Batch
+) -> tuple[Any, Any]:
+    _check_params(params, batch)
+    n = mesh.shape["batch"]
+    _check_divisible(np.shape(batch[0])[0], n)
+    placed_batch = jax.device_put(batch, NamedSharding(mesh, P("batch")))
+    if params is None:
+        return None, placed_batch
+    return jax.device_put(_host_params(params), NamedSharding(mesh, P())), placed_batch
+
+
+@register("sharded")
+def _sharded(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
+    cd = _compute_dtype(dtype)
+    mesh = _batch_mesh(devices)
+    replicated = NamedSharding(mesh, P())
+    update_fn = jax.jit(
+        functools.partial(model.update, lr=lr, compute_dtype=cd),
+        donate_argnums=0,
+        out_shardings=replicated,
+    )
+    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        return _place_data_parallel(mesh, params, batch)
+
+    return Kernel(
+        "sharded",
+        devices,
+        dtype,
+        lr,
+        place,
+        update_fn,
+        predict_fn,
+        _host,
+        update_fn,
+        predict_fn,
+        options={"mesh": {"batch": len(devices)}},
+    )
+
+
+@register("shard_map")
+def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
+    cd = _compute_dtype(dtype)
+    mesh = _batch_mesh(devices)
+
+    def local_loss(params: Params, batch: Batch) -> jax.Array:
+        # With check_vma=True the gradient of a replicated parameter is already summed over
+        # the devices, so average the *loss* and differentiate that: pmean(grad) would be
+        # n times too large.
+        return lax.pmean(model.loss(params, batch, cd), axis_name="batch")
+
+    def local_step(params: Params, batch: Batch) -> Params:
+        return model.sgd(params, jax.grad(local_loss)(params, batch), lr)
+
+    step = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P("batch")), out_specs=P())
+    local_predict = jax.shard_map(
+        functools.partial(model.predict, compute_dtype=cd),
+        mesh=mesh,
+        in_specs=(P(), P("batch")),
+        out_specs=P("batch"),
+    )
+    update_fn = jax.jit(step, donate_argnums=0)
+    predict_fn = jax.jit(local_predict)
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        return _place_data_parallel(mesh, params, batch)
+
+    return Kernel(
+        "shard_map",
+        devices,
+        dtype,
+        lr,
+        place,
+        update_fn,
+        predict_fn,
+        _host,
+        update_fn,
+        predict_fn,
+        options={"mesh": {"batch": len(devices)}},
+    )
+
+
+# --------------------------------------------------------------------------- fused steps
+
+
+@register("scan")
+def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kernel:
+    cd = _compute_dtype(dtype)
+    dev = devices[0]
+    if steps < 1:
+        raise ValueError(f"steps {steps} must be at least 1")
+
+    def multi_step(params: Params, batches: Batch) -> Params:
+        def body(p: Params, batch: Batch) -> tuple[Params, None]:
+            return model.update(p, batch, lr, cd), None
+
+        return lax.scan(body, params, batches)[0]
+
+    update_fn = jax.jit(multi_step, donate_argnums=0)
+    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+
+    def place(params: Params, batches: Batch) -> tuple[Any, Any]:
+        inputs, targets = batches
+        if np.ndim(inputs) != 3 or np.shape(inputs)[0] != steps:
+            raise ValueError(
+                f"scan takes a stack of {steps} batches shaped ({steps}, B, 784); got inputs of "
+                f"shape {tuple(np.shape(inputs))}. Reshape with x.reshape({steps}, -1, 784) or "
+                "build the kernel with steps=S"
+            )
+        if params is not None:
+            _check_params(params, (inputs[0], targets[0]))
+        placed = None if params is None else jax.device_put(_host_params(params), dev)
+        return placed, jax.device_put(batches, dev)
+
+    return Kernel(
+        "scan",
+        devices,
+        dtype,
+        lr,
+        place,
+        update_fn,
+        predict_fn,
+        _host,
+        update_fn,
+        predict_fn,
+        steps_per_call=steps,
+        options={"steps": steps},
+    )
+
+
+def epoch_permutations(num_train: int, epochs: int, seed: int = 0) -> list[np.ndarray]:
+    """The notebook's data order: one ``RandomState(seed)`` permutation per epoch."""
+    rng = np.random.RandomState(seed)
+    return [rng.permutation(num_train) for _ in range(epochs)]
+
+
+@functools.lru_cache(maxsize=32)
+def _epoch_fn(batch_size: int, lr: float, cd: str | None) -> Callable[..., Params]:
+    def run(params: Params, images: jax.Array, labels: jax.Array, perm: jax.Array) -> Params:
+        num_train = perm.shape[0]
+        full, leftover = divmod(num_train, batch_size)
+
+        def body(p: Params, i: jax.Array) -> tuple[Params, None]:
+            idx = lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+            batch = (jnp.take(images, idx, axis=0), jnp.take(labels, idx, axis=0))
+            return model.update(p, batch, lr, cd), None
+
+        params = lax.scan(body, params, jnp.arange(full))[0]
+        if leftover:
+            idx = perm[full * batch_size :]
+            params = model.update(params, (images[idx], labels[idx]), lr, cd)
+        return params
+
+    return jax.jit(run, donate_argnums=0)
+
+
+def train_epoch(
+    params: Any,
+    images: jax.Array,
+    labels: jax.Array,
+    perm: np.ndarray | jax.Array,
+    *,
+    batch_size: int = 128,
+    lr: float = 0.001,
+    dtype: str = "float32",
+) -> Any:
+    """One whole epoch in one compiled call, in the notebook's order.
+
+    ``images`` ``(N, 784)`` and ``labels`` ``(N, 10)`` stay on the device; ``perm`` is the
+    epoch's permutation (see :func:`epoch_permutations`). Consecutive ``batch_size`` slices of
+    the permuted data are SGD steps fused by ``lax.scan``; the last, short batch is one more
+    step. ``params`` are donated. Returns the new params.
+    """
+    if batch_size < 1 or batch_size > np.shape(perm)[0]:
+        raise ValueError(
+            f"batch_size {batch_size} must be between 1 and the training set size {np.shape(perm)[0]}"
+        )
+    fn = _epoch_fn(int(batch_size), float(lr), _compute_dtype(dtype))
+    return fn(params, images, labels, jnp.asarray(perm, dtype=jnp.int32))
+
+
+# --------------------------------------------------------------------------- beyond the basics
+
+
+def _tp_specs(layer_sizes: list[int]) -> list[tuple[P, P]]:
+    """Megatron-style layout: layers alternate column- and row-parallel over "model".
+
+    A column-parallel layer shards its output units (w ``P(None, "model")``, b ``P("model")``);
+    the next, row-parallel layer shards its input units (w ``P("model", None)``), and its
+    partial sums are all-reduced. The output layer is column-parallel only if its width
+    divides, else replicated.
+    """
+    specs = []
+    n_layers = len(layer_sizes) - 1
+    for i in range(n_layers):
+        last = i == n_layers - 1
+        if i % 2 == 0 and not last:
+            specs.append((P(None, "model"), P("model")))
+        elif i % 2 == 1:
+            specs.append((P("model", None), P()))
+        else:
+            specs.append((P(), P()))
+    return specs
+
+
+@register("sharded_tp")
+def _sharded_tp(
+    *, devices: list[Any], lr: float, dtype: str, model_parallel: int | None = None
+) -> Kernel:
+    cd = _compute_dtype(dtype)
+    n = len(devices)
+    mp = model_parallel if model_parallel is not None else (2 if n % 2 == 0 else 1)
+    if mp < 1 or n % mp:
+        raise ValueError(
+            f"model_parallel {mp} must divide the device count {n}; pick one of "
+            f"{[d for d in range(1, n + 1) if n % d == 0]}"
+        )
+    # Auto axes: the compiler (GSPMD) places the all-reduces of the row-parallel matmuls;
+    # Explicit axes would make every contraction over "model" spell out its output sharding.
+    mesh = jax.make_mesh(
+        (n // mp, mp), ("batch", "model"), (AxisType.Auto, AxisType.Auto), devices=devices
+    )
+
+    def shardings(sizes: list[int]) -> list[tuple[NamedSharding, NamedSharding]]:
+        for hidden in sizes[1:-1]:
+            if hidden % mp:
+                raise ValueError(
+                    f"hidden width {hidden} (layer_sizes {sizes}) is not divisible by "
+                    f"model_parallel {mp}; use widths that are multiples of {mp}"
+                )
+        return [(NamedSharding(mesh, w), NamedSharding(mesh, b)) for w, b in _tp_specs(sizes)]
+
+    # Output shardings follow the placed params: the update is elementwise on each leaf.
+    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
+    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        _check_params(params, batch)
+        _check_divisible(np.shape(batch[0])[0], n // mp, "data-parallel groups")
+        placed_batch = jax.device_put(batch, NamedSharding(mesh, P("batch")))
+        if params is None:
+            return None, placed_batch
+        host = _host_params(params)
+        return jax.device_put(host, shardings(model.layer_sizes_of(host))), placed_batch
+
+    return Kernel(
+        "sharded_tp",
+        devices,
+        dtype,
+        lr,
+        place,
+        update_fn,
+        predict_fn,
+        _host,
+        update_fn,
+        predict_fn,
+        options={"mesh": {"batch": n // mp, "model": mp}},
+    )
+
+
+@register("ensemble")
+def _ensemble(
+    *, devices: list[Any], lr: float | Sequence[float], dtype: str, members: int | None = None
+) -> Kernel:
+    cd = _compute_dtype(dtype)
+    dev = devices[0]
+    lrs = tuple(float(x) for x in lr) if isinstance(lr, Sequence) else None
+    k = len(lrs) if lrs is not None else (members or 4)
+    if members is not None and lrs is not None and members != len(lrs):
+        raise ValueError(f"members {members} but {len(lrs)} learning rates; give one per member")
+    lr_vec = np.asarray(lrs if lrs is not None else [float(lr)] * k, np.float32)
+
+    def one(params: Params, batch: Batch, member_lr: jax.Array) -> Params:
+        return model.update(params, batch, member_lr, cd)
+
+    def step(params: Params, batch: Batch) -> Params:
+        return jax.vmap(one, in_axes=(0, None, 0))(params, batch, jnp.asarray(lr_vec))
+
+    update_fn = jax.jit(step, donate_argnums=0)
+    predict_fn = jax.jit(
+        jax.vmap(functools.partial(model.predict, compute_dtype=cd), in_axes=(0, None))
+    )
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        placed_batch = jax.device_put(batch, dev)
+        if params is None:
+            return None, placed_batch
+        host = _host_params(params)
+        if host[0][0].ndim == 2:  # one model: every member starts from it
+            _check_params(host, batch)
+            host = [(np.stack([w] * k), np.stack([b] * k)) for w, b in host]
+        elif host[0][0].shape[0] != k:
+            raise ValueError(f"stacked params have {host[0][0].shape[0]} members, kernel has {k}")
+        return jax.device_put(host, dev), placed_batch
+
+    return Kernel(
+        "ensemble",
+        devices,
+        dtype,
+        tuple(float(x) for x in lr_vec),
+        place,
+        update_fn,
+        predict_fn,
+        _host,
+        update_fn,
+        predict_fn,
+        work_multiplier=k,
+        options={"members": k},
+    )
