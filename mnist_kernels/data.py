@@ -115,8 +115,8 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 SYNTHETIC = "synthetic"
 _SYNTHETIC_SOURCE = (
-    "generated: 10 seeded random prototype images plus Gaussian noise, clipped and quantized to "
-    "uint8 (numpy.random.RandomState)"
+    "generated: 10 seeded random prototype images (70% shared base) plus Gaussian noise of "
+    "sd 0.4, clipped to [0, 1] and quantized to uint8 (numpy.random.RandomState)"
 )
 
 
@@ -124,13 +124,10 @@ class DatasetNotFoundError(FileNotFoundError):
     """No location held the dataset's files and none could be downloaded."""
 
 
-def _known() -> str:
-    return ", ".join(repr(n) for n in [*DATASETS, SYNTHETIC])
-
-
 def _spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets are {_known()}")
+        known = ", ".join(repr(n) for n in [*DATASETS, SYNTHETIC])
+        raise ValueError(f"unknown dataset {name!r}; known datasets are {known}")
     return DATASETS[name]
 
 
@@ -218,7 +215,9 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     code = codes.get(array.dtype.newbyteorder("="))
     if code is None:
         names = ", ".join(n for n, _ in _IDX_TYPES.values())
-        raise ValueError(f"write_idx({path}): dtype {array.dtype} has no IDX type code; use {names}")
+        raise ValueError(
+            f"write_idx({path}): dtype {array.dtype} has no IDX type code; use {names}"
+        )
     if array.ndim == 0 or array.ndim > 255:
         raise ValueError(f"write_idx({path}): IDX needs 1 to 255 dimensions, got {array.ndim}")
     header = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
@@ -256,12 +255,14 @@ def _scan(directory: Path) -> tuple[dict[str, Path], str]:
     if not found:
         return found, "holds none of the four files"
     missing = [f for f in FILES if f not in found]
-    return found, "missing " + ", ".join(missing) if missing else "complete"
+    return found, ("missing " + ", ".join(missing)) if missing else "complete"
 
 
 def _fetch(url: str, dest: Path, sha256: str, timeout: float) -> None:
     """Stream ``url`` into a temporary file beside ``dest``; check length and sum; rename."""
-    tmp = tempfile.NamedTemporaryFile(
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Not a ``with``: the file is closed by the ``with tmp`` below but must be renamed after it.
+    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115
         dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
     )
     try:
@@ -287,9 +288,15 @@ def _fetch(url: str, dest: Path, sha256: str, timeout: float) -> None:
         raise
 
 
-def _download(filename: str, spec: DatasetSpec, mirrors: Sequence[str], dest_dir: Path,
-              timeout: float, looked: list[str]) -> bool:  # fmt: skip
-    dest_dir.mkdir(parents=True, exist_ok=True)
+def _download(
+    filename: str,
+    spec: DatasetSpec,
+    mirrors: Sequence[str],
+    dest_dir: Path,
+    timeout: float,
+    looked: list[str],
+) -> bool:
+    """Fetch ``filename`` into ``dest_dir`` from the first mirror that works; log failures."""
     for base in mirrors:
         url = base if base.endswith("/") else base + "/"
         url += filename
@@ -303,7 +310,9 @@ def _download(filename: str, spec: DatasetSpec, mirrors: Sequence[str], dest_dir
     return False
 
 
-def _provenance(spec: DatasetSpec, kind: str, directory: Path, files: dict[str, Path]) -> dict:
+def _provenance(
+    spec: DatasetSpec, kind: str, directory: Path, files: dict[str, Path]
+) -> dict[str, Any]:
     sums = {f: _sha256(files[f]) for f in FILES}
     for other in DATASETS.values():
         if other.name != spec.name and any(sums[f] == other.sha256.get(f) for f in FILES):
@@ -320,6 +329,42 @@ def _provenance(spec: DatasetSpec, kind: str, directory: Path, files: dict[str, 
         "sha256": sums,
         "verified": all(sums[f] == spec.sha256[f] for f in FILES),
     }
+
+
+def _verified_cache(spec: DatasetSpec, cache: Path, looked: list[str]) -> dict[str, Path]:
+    """The cached files whose sums match the pinned ones; mismatching ones are deleted."""
+    cached = {}
+    for f in FILES:
+        path = cache / f
+        if not path.is_file():
+            continue
+        if (digest := _sha256(path)) == spec.sha256[f]:
+            cached[f] = path
+        else:
+            path.unlink()
+            note = f"cache {path}: sha256 {digest} is not the pinned {spec.sha256[f]}; deleted it"
+            print(f"mnist-kernels: {note}", file=sys.stderr)
+            looked.append(note)
+    return cached
+
+
+def _not_found(spec: DatasetSpec, missing: list[str], looked: list[str]) -> DatasetNotFoundError:
+    remedies = [
+        f"set {ENV_VAR}=/path/to/dir holding the four files (or <dir>/{spec.name}/)",
+        f"copy the four .gz files into {cache_dir(spec.name)}",
+        "pass --data-dir /path/to/dir (load_dataset(..., data_dir=...))",
+    ]
+    if spec.name == "fashion-mnist":
+        remedies.insert(
+            0, f"apt-get install dataset-fashion-mnist (installs to {DEBIAN_FASHION_MNIST_DIR})"
+        )
+    return DatasetNotFoundError(
+        f"{spec.title} not found: missing {', '.join(missing)}.\nLooked in:\n"
+        + "".join(f"  - {line}\n" for line in looked)
+        + "To provide the files, do one of:\n"
+        + "".join(f"  - {line}\n" for line in remedies)
+        + f"(Or use the {SYNTHETIC!r} dataset, which needs no files.)"
+    )
 
 
 def locate(
@@ -350,8 +395,15 @@ def locate(
         ValueError: Unknown name, or files that belong to another dataset.
     """
     if name == SYNTHETIC:
-        return {"name": name, "real": False, "kind": name, "source": _SYNTHETIC_SOURCE,
-                "files": {}, "sha256": {}, "verified": False}  # fmt: skip
+        return {
+            "name": name,
+            "real": False,
+            "kind": name,
+            "source": _SYNTHETIC_SOURCE,
+            "files": {},
+            "sha256": {},
+            "verified": False,
+        }
     spec = _spec(name)
     looked: list[str] = []
     user_dirs = [("data_dir", data_dir), ("env", os.environ.get(ENV_VAR) or None)]
@@ -365,47 +417,25 @@ def locate(
                 return _provenance(spec, kind, directory, found)
             looked.append(f"{kind} {directory}: {status}")
     cache = cache_dir(name)
-    cached = {}
-    for f in FILES:
-        path = cache / f
-        if path.is_file():
-            if (digest := _sha256(path)) == spec.sha256[f]:
-                cached[f] = path
-            else:
-                path.unlink()
-                note = f"cache {path}: sha256 {digest} is not the pinned {spec.sha256[f]}; deleted"
-                print(f"mnist-kernels: {note}", file=sys.stderr)
-                looked.append(note)
+    cached = _verified_cache(spec, cache, looked)
     if len(cached) == len(FILES):
         return _provenance(spec, "cache", cache, cached)
     missing = [f for f in FILES if f not in cached]
-    looked.append(f"cache {cache}: " + ("missing " + ", ".join(missing)))
-    debian = [DEBIAN_FASHION_MNIST_DIR] if name == "fashion-mnist" else []
-    for directory in debian:
-        found, status = _scan(directory)
+    looked.append(f"cache {cache}: missing {', '.join(missing)}")
+    if name == "fashion-mnist":
+        found, status = _scan(DEBIAN_FASHION_MNIST_DIR)
         if len(found) == len(FILES):
-            return _provenance(spec, "debian", directory, found)
-        looked.append(f"debian {directory}: {status}")
-    if not download:
-        looked.append("download: disabled (download=False)")
+            return _provenance(spec, "debian", DEBIAN_FASHION_MNIST_DIR, found)
+        looked.append(f"debian {DEBIAN_FASHION_MNIST_DIR}: {status}")
+    mirrors = spec.mirrors if mirrors is None else tuple(mirrors)
+    if not download or not mirrors:
+        looked.append("download: " + ("no mirrors" if download else "disabled (download=False)"))
     else:
-        mirrors = spec.mirrors if mirrors is None else tuple(mirrors)
         fetched = [f for f in missing if _download(f, spec, mirrors, cache, timeout, looked)]
         if len(fetched) == len(missing):
             return _provenance(spec, "download", cache, {f: cache / f for f in FILES})
         missing = [f for f in missing if f not in fetched]
-    remedies = [f"set {ENV_VAR}=/path/to/dir holding the four files (or <dir>/{name}/)",
-                f"copy the four .gz files into {cache}",
-                "pass --data-dir /path/to/dir (load_dataset(..., data_dir=...))"]  # fmt: skip
-    if name == "fashion-mnist":
-        remedies.insert(0, f"apt-get install dataset-fashion-mnist (installs to {debian[0]})")
-    raise DatasetNotFoundError(
-        f"{spec.title} not found: missing {', '.join(missing)}.\nLooked in:\n"
-        + "".join(f"  - {line}\n" for line in looked)
-        + "To provide the files, do one of:\n"
-        + "".join(f"  - {line}\n" for line in remedies)
-        + f"(Or use the {SYNTHETIC!r} dataset, which needs no files.)"
-    )
+    raise _not_found(spec, missing, looked)
 
 
 def _read_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -443,19 +473,26 @@ def _format(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return flat, np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
-def _synthetic(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, ...]:
+def _synthetic(
+    n_train: int, n_test: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.RandomState(seed)
-    prototypes = rng.rand(NUM_CLASSES, 784) ** 2  # sparse-ish bright strokes, like digits
-    out: list[np.ndarray] = []
-    for n, split_seed in zip((n_train, n_test), rng.randint(2**31, size=2), strict=True):
-        split = np.random.RandomState(split_seed)
-        labels = split.randint(NUM_CLASSES, size=n).astype(np.uint8)
+    # Classes share a common base image (as digits share a centred stroke), so they overlap.
+    prototypes = (0.7 * rng.rand(784) + 0.3 * rng.rand(NUM_CLASSES, 784)) ** 2
+    # Each split has its own stream, so the test set does not depend on n_train.
+    split_seeds = rng.randint(2**31, size=2)
+
+    def split(n: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        stream = np.random.RandomState(split_seed)
+        labels = stream.randint(NUM_CLASSES, size=n).astype(np.uint8)
         images = np.empty((n, 784), np.uint8)
         for i in range(0, n, 8192):  # chunks keep the float64 noise small
-            noisy = prototypes[labels[i : i + 8192]] + 0.3 * split.randn(len(labels[i:][:8192]), 784)
+            chunk = labels[i : i + 8192]
+            noisy = prototypes[chunk] + 0.4 * stream.randn(len(chunk), 784)
             images[i : i + 8192] = np.rint(255 * np.clip(noisy, 0.0, 1.0))
-        out += _format(images, labels)
-    return tuple(out)
+        return _format(images, labels)
+
+    return (*split(n_train, split_seeds[0]), *split(n_test, split_seeds[1]))
 
 
 def load_dataset(
@@ -494,7 +531,7 @@ def load_dataset(
         n_train, n_test = 60000 if n_train is None else n_train, 10000 if n_test is None else n_test
         if n_train < 1 or n_test < 1:
             raise ValueError(f"n_train={n_train}, n_test={n_test}: both must be at least 1")
-        return _synthetic(n_train, n_test, seed)  # type: ignore[return-value]
+        return _synthetic(n_train, n_test, seed)
     files = locate(name, data_dir, download=download, mirrors=mirrors, timeout=timeout)["files"]
     train_x, train_y = _read_split(files[FILES[0]], files[FILES[1]])
     test_x, test_y = _read_split(files[FILES[2]], files[FILES[3]])
@@ -503,13 +540,28 @@ def load_dataset(
 
 
 def describe(name: str) -> dict[str, Any]:
-    """Static facts about a dataset: ``name``, ``real``, default ``n_train``/``n_test``,
-    ``source`` (homepage, or how synthetic data is made) and, for real ones, ``files``,
-    ``sha256`` and ``mirrors``. Use :func:`locate` for where the files were actually found."""
-    info: dict[str, Any] = {"name": name, "real": name != SYNTHETIC, "n_train": 60000,
-                            "n_test": 10000}  # fmt: skip
+    """Static facts about a dataset, without touching the file system.
+
+    Args:
+        name: ``"mnist"``, ``"fashion-mnist"`` or ``"synthetic"``.
+
+    Returns:
+        ``name``, ``real``, the default ``n_train``/``n_test``, ``source`` (the homepage, or how
+        synthetic data is made) and, for real sets, ``files``, pinned ``sha256`` and ``mirrors``.
+        :func:`locate` says where the files were actually found.
+    """
+    info: dict[str, Any] = {
+        "name": name,
+        "real": name != SYNTHETIC,
+        "n_train": 60000,
+        "n_test": 10000,
+    }
     if name == SYNTHETIC:
         return info | {"source": _SYNTHETIC_SOURCE}
     spec = _spec(name)
-    return info | {"source": spec.homepage, "files": list(FILES), "sha256": dict(spec.sha256),
-                   "mirrors": list(spec.mirrors)}  # fmt: skip
+    return info | {
+        "source": spec.homepage,
+        "files": list(FILES),
+        "sha256": dict(spec.sha256),
+        "mirrors": list(spec.mirrors),
+    }

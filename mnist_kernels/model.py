@@ -70,10 +70,12 @@ def layer_sizes_of(params: Params) -> list[int]:
 
 def _affine(x: Array, w: Array, b: Array, compute_dtype: str | None) -> jax.Array:
     if compute_dtype is None or jnp.dtype(compute_dtype) == jnp.dtype(w.dtype):
-        return jnp.dot(x, w) + b
-    cd = jnp.dtype(compute_dtype)
-    out = jnp.dot(x.astype(cd), w.astype(cd), preferred_element_type=w.dtype)
-    return out + b
+        out = jnp.dot(x, w)
+    else:
+        cd = jnp.dtype(compute_dtype)
+        out = jnp.dot(x.astype(cd), w.astype(cd), preferred_element_type=w.dtype)
+    # explicit broadcast of the bias over the batch axes (tests run with rank promotion off)
+    return out + jnp.reshape(b, (1,) * (out.ndim - 1) + b.shape)
 
 
 def predict(params: Params, inputs: Array, compute_dtype: str | None = None) -> jax.Array:

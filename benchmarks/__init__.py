@@ -1,0 +1,1 @@
+"""pytest-benchmark suite: run explicitly with ``pytest benchmarks/`` (see conftest.py)."""
