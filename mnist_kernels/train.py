@@ -1,0 +1,152 @@
+"""`python -m mnist_kernels.train`: the notebook's training loop as a command.
+
+Same data order as the notebook: one ``RandomState(seed)`` permutation per epoch, consecutive
+``batch_size`` slices, the last batch short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import jax
+import numpy as np
+
+from . import data, model, variants
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--layers {text!r} is not a comma-separated list of integers, e.g. 784,1024,1024,10"
+        ) from None
+    if len(sizes) < 2 or sizes[0] != model.IMAGE_PIXELS or sizes[-1] != model.NUM_CLASSES:
+        raise argparse.ArgumentTypeError(
+            f"--layers {text}: the first width must be the image size {model.IMAGE_PIXELS} and "
+            f"the last the class count {model.NUM_CLASSES}, e.g. 784,10 or 784,1024,1024,10"
+        )
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--layers {text}: every width must be positive")
+    return sizes
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be positive")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mnist_kernels.train", description=__doc__)
+    p.add_argument("--layers", type=_layers, default=[784, 1024, 1024, 10])
+    p.add_argument("--epochs", type=_positive(int), default=10)
+    p.add_argument("--batch-size", type=_positive(int), default=128)
+    p.add_argument("--lr", type=_positive(float), default=0.001)
+    p.add_argument("--dataset", default="fashion-mnist", help="mnist, fashion-mnist or synthetic")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", default="jit", choices=["jit", "scan"])
+    p.add_argument("--json", action="store_true", help="one JSON object per epoch")
+    p.add_argument("--save-params", metavar="FILE.npz")
+    p.add_argument("--plot-weights", metavar="FILE.png")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    known = ("mnist", "fashion-mnist", "synthetic")
+    if args.dataset not in known:
+        parser.error(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(known)}")
+    try:
+        train_x, train_y, test_x, test_y = data.load_dataset(args.dataset, args.data_dir)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n = train_x.shape[0]
+    if args.batch_size > n:
+        parser.error(f"--batch-size {args.batch_size} is larger than the training set ({n})")
+    params = model.init_params(args.layers, 0.1, args.seed)
+    num_batches = -(-n // args.batch_size)
+    perm_rng = np.random.RandomState(0)
+    accuracy = jax.jit(model.accuracy)
+    if args.variant == "scan":
+        dev_x, dev_y = jax.device_put(train_x), jax.device_put(train_y)
+        params = jax.device_put(params)
+    else:
+        step = jax.jit(lambda p, b: model.update(p, b, args.lr), donate_argnums=0)
+    for epoch in range(args.epochs):
+        perm = perm_rng.permutation(n)
+        start = time.perf_counter()
+        if args.variant == "scan":
+            params = variants.train_epoch(
+                params, dev_x, dev_y, perm, batch_size=args.batch_size, lr=args.lr
+            )
+        else:
+            try:
+                from tqdm import tqdm
+
+                batches = tqdm(range(num_batches), leave=False, disable=args.json or None)
+            except ImportError:  # pragma: no cover
+                batches = range(num_batches)
+            for i in batches:
+                idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
+                params = step(params, (train_x[idx], train_y[idx]))
+        jax.block_until_ready(params)
+        epoch_s = time.perf_counter() - start
+        train_acc = float(accuracy(params, (train_x, train_y)))
+        test_acc = float(accuracy(params, (test_x, test_y)))
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "epoch": epoch,
+                        "epoch_s": epoch_s,
+                        "train_accuracy": train_acc,
+                        "test_accuracy": test_acc,
+                    }
+                ),
+                flush=True,
+            )
+        else:
+            print(f"Epoch {epoch} in {epoch_s:0.2f} sec", flush=True)
+            print(f"Training set accuracy {train_acc:.4f}")
+            print(f"Test set accuracy {test_acc:.4f}")
+    host = [(np.asarray(w), np.asarray(b)) for w, b in jax.device_get(params)]
+    if args.save_params:
+        arrays = {f"{k}{i}": a for i, (w, b) in enumerate(host) for k, a in (("w", w), ("b", b))}
+        np.savez(args.save_params, **arrays)
+    if args.plot_weights:
+        _plot_weights(host[0][0], args.plot_weights)
+    return 0
+
+
+def _plot_weights(w: np.ndarray, path: str) -> None:
+    """One 28x28 image per class (or per first-layer unit, the first 10, for deeper nets)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 2.2))
+    for i in range(min(10, w.shape[1])):
+        ax = fig.add_subplot(1, 10, i + 1)
+        ax.imshow(w[:, i].reshape(28, 28), cmap="RdBu")
+        ax.set_title(str(i))
+        ax.axis("off")
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
