@@ -17,7 +17,6 @@ File layout (one row per line, so that a diff shows what changed)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import json
 import math
@@ -86,23 +85,6 @@ class BaselineError(ValueError):
     """A baseline that cannot be saved or found; the message says what to do."""
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready Python scalar: NumPy scalars unwrapped, NaN/inf/pd.NA to None."""
-    if value is None:
-        return None
-    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict, str)):
-        with contextlib.suppress(ValueError, AttributeError):
-            value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value
-
-
 def _samples(value: Any) -> list[float] | None:
     if value is None or isinstance(value, (str, float, int)):
         return None
@@ -141,9 +123,9 @@ def build(run_dir: str | Path) -> dict[str, Any]:
         )
     rows = []
     for rec in df.to_dict(orient="records"):
-        row = {k: _plain(rec.get(k)) for k in schema.KEY_COLUMNS}
-        row["config_id"] = _plain(rec.get("config_id")) or schema.config_id(rec)
-        row.update({k: _plain(rec.get(k)) for k in ROW_COLUMNS})
+        row = {k: schema.clean(rec.get(k)) for k in schema.KEY_COLUMNS}
+        row["config_id"] = schema.clean(rec.get("config_id")) or schema.config_id(rec)
+        row.update({k: schema.clean(rec.get(k)) for k in ROW_COLUMNS})
         for col in schema.SAMPLE_COLUMNS:
             row[col] = _samples(rec.get(col))
         rows.append(row)

@@ -423,25 +423,11 @@ def _compare_row(
 
 
 def _config(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _plain(row.get(k)) for k in schema.KEY_COLUMNS}
-    out["config_id"] = _plain(row.get("config_id"))
+    out = {k: schema.clean(row.get(k)) for k in schema.KEY_COLUMNS}
+    out["config_id"] = schema.clean(row.get("config_id"))
     if row.get("name") is not None:
-        out["name"] = _plain(row.get("name"))
+        out["name"] = schema.clean(row.get("name"))
     return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is not None and not isinstance(value, (list, dict, str, int, float, bool)):
-        try:
-            if pd.isna(value):
-                return None
-        except (TypeError, ValueError):
-            pass
-    return value
 
 
 def _timing_columns(side: Side, other: Side) -> dict[str, str]:
@@ -844,7 +830,7 @@ def _json_clean(obj: Any) -> Any:
         return {str(k): _json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_json_clean(v) for v in obj]
-    return _plain(obj)
+    return schema.clean(obj)
 
 
 # --------------------------------------------------------------------------- command line

@@ -14,6 +14,7 @@ with a message saying which versions they read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -147,9 +148,19 @@ def check_version(version: Any, where: str) -> None:
 
 
 def clean(value: Any) -> Any:
-    """JSON-safe value: NaN and infinities become None."""
+    """JSON-ready Python value: NumPy scalars unwrapped; NaN, infinities and pd.NA become None."""
+    if value is None or isinstance(value, (list, tuple, dict, str)):
+        return value
+    if hasattr(value, "item"):
+        with contextlib.suppress(ValueError, AttributeError):
+            value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
     return value
 
 
