@@ -1,4 +1,7 @@
-"""nox sessions: `nox -s tests`, `nox -s lint`. Virtualenvs are reused between runs."""
+"""nox sessions: `nox -s bench`, `nox -s tests`, `nox -s regress -- REF`, `nox -s lint`.
+
+Virtualenvs are reused between runs. Arguments after `--` go to the command the session runs.
+"""
 
 import nox
 
@@ -11,6 +14,36 @@ def tests(session: nox.Session) -> None:
     """Install the project with its test extra and run pytest (4 fake CPU devices)."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The default sweep on whatever backends are present, then the report.
+
+    `nox -s bench -- --quick` (or any `python -m bench run` flags) changes the sweep.
+    Installs the PyTorch peers when the package index has them; without them they are skipped.
+    """
+    session.install("-e", ".")
+    # peers are optional: where PyTorch cannot be installed the sweep skips them with a notice
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[peers]", success_codes=[0, 1])
+    out = session.create_tmp()  # only for the run-dir hand-off file
+    handoff = f"{out}/last-run"
+    session.run("python", "-m", "bench", "run", "--write-run-dir", handoff, *session.posargs)
+    with open(handoff) as f:
+        run_dir = f.read().strip()
+    session.run("python", "-m", "bench", "report", run_dir)
+
+
+@nox.session
+def regress(session: nox.Session) -> None:
+    """A/B the working tree against a git ref (default: main), interleaved; exit 1 on regression.
+
+    `nox -s regress -- origin/main` or `nox -s regress -- REF --quick`.
+    """
+    session.install("-e", ".")
+    args = list(session.posargs)
+    base = args.pop(0) if args and not args[0].startswith("-") else "main"
+    session.run("python", "-m", "bench", "ab", "--base", base, *args)
 
 
 @nox.session

@@ -1,0 +1,99 @@
+"""Facts about the machine and the checkout a run happens on (for ``metadata.json``).
+
+Nothing here imports JAX: the sweep's parent process stays small; backend facts come from a
+worker's probe.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIXES = ("XLA_", "JAX_", "TF_CPP_", "CUDA_VISIBLE_DEVICES", "TPU_", "NCCL_", "OMP_",
+                "MKL_", "OPENBLAS_")
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def run_id() -> str:
+    """``YYYYmmdd-HHMMSS-host``: sortable and says where it ran."""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:40] or "host"
+    return f"{stamp}-{host}"
+
+
+def cpu() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "cores": cores, "memory_bytes": memory, "arch": platform.machine()}
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+
+
+def git(root: Path = ROOT) -> dict[str, Any]:
+    """Commit and dirtiness of the checkout the bench code comes from (None outside git)."""
+    def run(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = run("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def fingerprint(cpu_info: dict[str, Any], backends: dict[str, Any]) -> str:
+    """Same hardware -> same fingerprint: CPU model, cores, memory (GiB), device kinds and counts.
+
+    The host name is left out on purpose: identical CI runners share baselines.
+    """
+    mem = cpu_info.get("memory_bytes")
+    key = {
+        "cpu": cpu_info.get("model"),
+        "cores": cpu_info.get("cores"),
+        "memory_gib": round(mem / 2**30) if mem else None,
+        "devices": {b: [i.get("device_kind"), i.get("device_count")]
+                    for b, i in sorted(backends.items()) if "error" not in i},
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    backend = "-".join(sorted(b for b, i in backends.items() if "error" not in i)) or "none"
+    return f"{backend}-{cpu_info.get('cores')}c-{digest}"
+
+
+def tool_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mnist-kernels-bench")
+    except Exception:  # noqa: BLE001 - running from a checkout without installing
+        return "unknown"

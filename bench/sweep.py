@@ -1,0 +1,615 @@
+"""`python -m bench run`: the sweep. Plans configurations, runs them in worker processes, writes
+``results.jsonl`` (a row per configuration, flushed as each finishes), ``results.csv`` and
+``metadata.json`` under ``reports/<run-id>/``.
+
+The parent process never imports JAX: workers (``bench.worker``) probe the backends, measure
+the machine's peaks and time the configurations; a crash, an out-of-memory kill or a hang in one
+configuration becomes a row with ``status`` ``error`` or ``timeout``, and a fresh worker carries
+on with the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from . import machine, plan, schema, timing
+from .worker import PREFIX
+
+DEFAULT_TIMEOUT_S = 300.0
+STARTUP_TIMEOUT_S = 180.0
+
+
+# --- worker processes ------------------------------------------------------------------------
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class WorkerTimeout(RuntimeError):
+    pass
+
+
+class WorkerProcess:
+    """One ``python -m bench.worker`` child and a thread reading its answers."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, cwd: Path | None = None,
+                 python: str = sys.executable) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = log_path.open("a")
+        self.proc = subprocess.Popen(
+            [python, "-m", "bench.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,  # a Ctrl-C reaches the parent, which ends the worker
+        )
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(PREFIX):
+                try:
+                    self.events.put(json.loads(line[len(PREFIX):]))
+                except json.JSONDecodeError:
+                    pass
+        self.events.put(None)  # end of stream: the process exited
+
+    def send(self, request: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise WorkerDied(self.why_dead()) from e
+
+    def wait_for(self, kinds: set[str], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerTimeout(f"no answer within {timeout:.0f} s")
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event is None:
+                raise WorkerDied(self.why_dead())
+            if event.get("event") in kinds:
+                return event
+            if event.get("event") == "error":
+                raise RuntimeError(event.get("error", "worker error"))
+
+    def request(self, request: dict[str, Any], kind: str, timeout: float) -> dict[str, Any]:
+        self.send(request)
+        return self.wait_for({kind}, timeout)
+
+    def why_dead(self) -> str:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            what = f"worker killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+        else:
+            what = f"worker exited with code {code}"
+        tail = self.log_tail()
+        return f"{what}; last log lines: {tail}" if tail else what
+
+    def log_tail(self, n: int = 6) -> str:
+        try:
+            self._log.flush()
+            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln]
+        except OSError:
+            return ""
+        return " | ".join(lines[-n:])[-1500:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send({"op": "exit"})
+                self.proc.wait(timeout=5)
+            except (WorkerDied, subprocess.TimeoutExpired):
+                self.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+            self.proc.wait()
+
+
+def worker_env(backend: str, n_devices: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off."""
+    env = dict(os.environ if base is None else base)
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+        flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
+        env["XLA_FLAGS"] = f"{flags.strip()} --xla_force_host_platform_device_count={n_devices}".strip()
+    root = str(machine.ROOT)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+
+def min_bytes(row: dict[str, Any]) -> float:
+    """Bytes one step must move at least: the batch read once, the params read (and written)."""
+    sizes = [int(s) for s in str(row["layer_sizes"]).split(",")]
+    b = int(row["batch_size"])
+    params = plan.n_params(tuple(sizes))
+    k = int(row.get("work_multiplier") or 1)
+    io = b * (sizes[0] + (sizes[-1] if row["kernel"] == "update" else sizes[-1]))
+    return 4.0 * (io + params * k * (2 if row["kernel"] == "update" else 1))
+
+
+def derive(row: dict[str, Any], peaks: dict[str, Any]) -> dict[str, Any]:
+    """Columns computed from measured ones and the machine's peaks."""
+    t = row.get("step_median_s")
+    backend_peaks = peaks.get(row.get("backend"), {}) or {}
+    peak = backend_peaks.get(row.get("dtype")) or backend_peaks.get("float32") or {}
+    # fake CPU devices share the host's cores: the host's peak is the ceiling for all of them
+    scale = 1 if row.get("backend") == "cpu" else int(row.get("n_devices") or 1)
+    pf = peak.get("matmul_flops_per_s")
+    pb = peak.get("bandwidth_bytes_per_s")
+    row["peak_flops_per_s"] = pf * scale if pf else None
+    row["peak_bandwidth_bytes_per_s"] = pb * scale if pb else None
+    if row.get("status") != "ok" or not t or t <= 0:
+        return row
+    row["min_bytes"] = min_bytes(row)
+    nbytes = row.get("bytes_accessed") or row["min_bytes"]
+    flops = row.get("flops") or 0.0
+    row["examples_per_s"] = row["batch_size"] * (row.get("work_multiplier") or 1) / t
+    row["flops_per_s"] = flops / t
+    row["arithmetic_intensity"] = flops / nbytes if nbytes else None
+    if row["peak_flops_per_s"]:
+        row["peak_fraction"] = row["flops_per_s"] / row["peak_flops_per_s"]
+    if row["peak_flops_per_s"] and row["peak_bandwidth_bytes_per_s"]:
+        bound = max(flops / row["peak_flops_per_s"], nbytes / row["peak_bandwidth_bytes_per_s"])
+        row["roofline_fraction"] = bound / t
+    return row
+
+
+def finish_row(row: dict[str, Any], spec: dict[str, Any], run_id: str,
+               peaks: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row.setdefault("device_kind", spec.get("device_kind"))
+    row["schema_version"] = schema.SCHEMA_VERSION
+    row["run_id"] = run_id
+    row["config_id"] = spec["config_id"]
+    row["grid"] = spec.get("grid")
+    return derive(row, peaks)
+
+
+def failed_row(spec: dict[str, Any], status: str, message: str,
+               dataset: dict[str, Any]) -> dict[str, Any]:
+    from .worker import identity
+
+    row = identity(spec, dataset)
+    row.update(status=status, error=message)
+    return row
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one row and flush it to disk at once: a kill loses at most the row in flight."""
+    line = json.dumps({k: schema.clean(v) for k, v in row.items()}, default=str)
+    with path.open("a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_csv(run_dir: Path) -> Path:
+    df = schema.load(run_dir)
+    df = df.drop(columns=[c for c in ("traceback",) if c in df.columns])
+    if "options" in df.columns:
+        df["options"] = df["options"].map(lambda v: json.dumps(v) if isinstance(v, dict) else v)
+    out = run_dir / "results.csv"
+    df.to_csv(out, index=False)
+    return out
+
+
+def line_for(row: dict[str, Any]) -> str:
+    what = (f"{row['variant']:<13} {row['kernel']:<7} {row['layer_sizes']:<20} "
+            f"b={row['batch_size']:<5} {row['dtype']:<8} x{row['n_devices']}")
+    if row.get("status") != "ok":
+        return f"{what}  {row.get('status', '?').upper()}: {str(row.get('error'))[:120]}"
+    ms = row["step_median_s"] * 1e3
+    lo, hi = (row.get("step_ci_low_s") or math.nan) * 1e3, (row.get("step_ci_high_s") or math.nan) * 1e3
+    comp = sum(row.get(k) or 0.0 for k in ("trace_s", "lower_s", "compile_s"))
+    extra = f"  recompiles {row['recompiles']}!" if row.get("recompiles") else ""
+    pf = row.get("peak_fraction")
+    return (f"{what}  step {ms:9.4f} ms [{lo:.4f}, {hi:.4f}]  compile {comp:6.3f} s"
+            + (f"  {pf:6.1%} of peak" if pf is not None else "") + extra)
+
+
+# --- the sweep ---------------------------------------------------------------------------------
+
+
+class Sweep:
+    """Runs specs in worker processes, one per (backend, device count), appending rows."""
+
+    def __init__(self, run_dir: Path, run_id: str, settings: timing.Settings, *,
+                 dataset: str, data_dir: str | None, n_examples: int, timeout: float,
+                 peaks: dict[str, Any], quiet: bool = False) -> None:
+        self.run_dir, self.run_id, self.settings = run_dir, run_id, settings
+        self.dataset, self.data_dir, self.n_examples = dataset, data_dir, n_examples
+        self.timeout, self.peaks, self.quiet = timeout, peaks, quiet
+        self.results = run_dir / "results.jsonl"
+        self.dataset_info: dict[str, Any] = {"name": dataset, "real": None}
+        self.counts = {"ok": 0, "error": 0, "timeout": 0, "skipped": 0}
+
+    def start(self, backend: str, n: int) -> WorkerProcess:
+        w = WorkerProcess(worker_env(backend, max(n, 1)),
+                          self.run_dir / "logs" / f"worker-{backend}-{n}.log")
+        ready = w.request(
+            {"op": "init", "dataset": self.dataset, "data_dir": self.data_dir,
+             "n_examples": self.n_examples, "settings": vars_of(self.settings)},
+            "ready", STARTUP_TIMEOUT_S)
+        self.dataset_info = ready.get("dataset") or self.dataset_info
+        return w
+
+    def run(self, specs: list[dict[str, Any]], progress: Any = None) -> None:
+        self.total, self.done, self.t0 = len(specs), 0, time.monotonic()
+        for (backend, n), group in plan.order_for_workers(specs):
+            worker: WorkerProcess | None = None
+            try:
+                for spec in group:
+                    if worker is None:
+                        try:
+                            worker = self.start(backend, n)
+                        except (WorkerDied, WorkerTimeout, RuntimeError) as e:
+                            self.record(spec, failed_row(spec, "error",
+                                                         f"worker did not start: {e}",
+                                                         self.dataset_info), progress)
+                            worker = None
+                            continue
+                    try:
+                        event = worker.request({"op": "measure", "spec": spec,
+                                                "config_id": spec["config_id"]},
+                                               "row", self.timeout)
+                        row = event["row"]
+                    except WorkerTimeout:
+                        worker.kill()
+                        worker = None
+                        row = failed_row(spec, "timeout",
+                                         f"no result within --timeout {self.timeout:.0f} s; "
+                                         "the worker was killed", self.dataset_info)
+                    except (WorkerDied, RuntimeError) as e:
+                        worker.kill()
+                        worker = None
+                        row = failed_row(spec, "error", str(e), self.dataset_info)
+                    self.record(spec, row, progress)
+            finally:
+                if worker is not None:
+                    worker.close()
+
+    def record(self, spec: dict[str, Any], row: dict[str, Any], progress: Any) -> None:
+        row = finish_row(row, spec, self.run_id, self.peaks)
+        append_row(self.results, row)
+        self.counts[row.get("status", "error")] = self.counts.get(row.get("status", "error"), 0) + 1
+        self.done += 1
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / self.done * (self.total - self.done)
+        text = f"[{self.done:>{len(str(self.total))}}/{self.total} eta {eta / 60:4.1f} min] " + line_for(row)
+        if progress is not None:
+            progress.update(1)
+            if not self.quiet:
+                progress.write(text)
+        elif not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+
+def vars_of(settings: timing.Settings) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(settings)
+
+
+def probe_and_peaks(backends: list[str], dtypes: list[str], run_dir: Path, *, quick: bool,
+                    want_peaks: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Probe backends in a worker; measure each present backend's peaks in a fresh one."""
+    w = WorkerProcess(worker_env("any", 1, {k: v for k, v in os.environ.items()}),
+                      run_dir / "logs" / "probe.log")
+    try:
+        probe = w.request({"op": "probe", "backends": backends}, "probe", STARTUP_TIMEOUT_S)
+    finally:
+        w.close()
+    present = {b: i for b, i in probe["backends"].items() if "error" not in i}
+    peaks: dict[str, Any] = {}
+    if want_peaks:
+        for b in present:
+            w = WorkerProcess(worker_env(b, 1), run_dir / "logs" / f"peaks-{b}.log")
+            try:
+                peaks[b] = w.request({"op": "peaks", "backend": b, "dtypes": dtypes,
+                                      "quick": quick}, "peaks", STARTUP_TIMEOUT_S)["peaks"]
+            except (WorkerDied, WorkerTimeout, RuntimeError) as e:
+                print(f"warning: could not measure the {b} peaks ({e}); "
+                      "peak_fraction will be empty", file=sys.stderr)
+            finally:
+                w.close()
+    return probe, present, peaks
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write integers separated by commas") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                   help="a small sweep (about a minute on 2 cores)")
+    g.add_argument("--full", dest="preset", action="store_const", const="full",
+                   help="everything: more batch sizes, widths, depths and both dtypes")
+    p.add_argument("--preset", choices=plan.PRESETS, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--variants", type=_csv, help=f"comma list from {', '.join(plan.JAX_VARIANTS + plan.PEER_VARIANTS)} "
+                   "(default: all, peers included when installed)")
+    p.add_argument("--kernels", type=_csv, help="update, predict or both (default both)")
+    p.add_argument("--layers", action="append", help="layer sizes like 784,1024,1024,10; repeat "
+                   "for several")
+    p.add_argument("--depths", type=_ints, help="depth sweep: numbers of hidden layers (with --width)")
+    p.add_argument("--width", type=int, default=512, help="hidden width for --depths (512)")
+    p.add_argument("--batch-sizes", type=_ints, help="comma list, like 1,32,128,1024,4096")
+    p.add_argument("--dtypes", type=_csv, help="float32, bfloat16 or both")
+    p.add_argument("--devices", type=_ints, help="device counts, like 1,2,4 (CPU: fake devices)")
+    p.add_argument("--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)")
+    p.add_argument("--scan-steps", type=int, default=None, help="SGD steps per scan call (8)")
+    p.add_argument("--members", type=int, default=None, help="ensemble members (4)")
+    p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist or synthetic")
+    p.add_argument("--data-dir", default=None, help="where the IDX files are (see README)")
+    p.add_argument("--out", default=None, help="run directory (default reports/<run-id>)")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="finish an interrupted run in DIR without redoing its rows")
+    p.add_argument("--timeout", type=float, default=None,
+                   help=f"seconds per configuration before it is killed ({DEFAULT_TIMEOUT_S:.0f})")
+    p.add_argument("--config", metavar="FILE.toml", default=None,
+                   help="the same keys in a TOML file (flags given on the line win)")
+    p.add_argument("--no-peaks", action="store_true", help="skip measuring the machine's peaks")
+    p.add_argument("--quiet", action="store_true", help="no line per configuration")
+    p.add_argument("--write-run-dir", metavar="FILE", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--distributed", action="store_true",
+                   help="this process is one of several (jax.distributed): run the multi-device "
+                   "variants over every process's devices; see `python -m bench launch`")
+
+
+TOML_KEYS = {"preset", "variants", "kernels", "layers", "depths", "width", "batch_sizes", "dtypes",
+             "devices", "backends", "scan_steps", "members", "dataset", "data_dir", "out",
+             "timeout", "no_peaks", "quiet"}
+
+
+def merge_config(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill flags not given on the command line from ``--config FILE.toml``."""
+    if not args.config:
+        return args
+    path = Path(args.config)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"--config {path}: {e}") from None
+    doc = doc.get("bench", doc)
+    unknown = set(doc) - TOML_KEYS
+    if unknown:
+        raise ValueError(f"--config {path}: unknown keys {sorted(unknown)}; "
+                         f"known: {sorted(TOML_KEYS)}")
+    for key, value in doc.items():
+        if getattr(args, key, None) in (None, False):
+            if key in ("variants", "kernels", "dtypes", "backends") and isinstance(value, str):
+                value = _csv(value)
+            if key == "layers":
+                value = [v if isinstance(v, str) else ",".join(map(str, v)) for v in value]
+            if key == "backends" and isinstance(value, list):
+                value = ",".join(value)
+            setattr(args, key, value)
+    return args
+
+
+def grids_from(args: argparse.Namespace) -> list[plan.Grid]:
+    grids = plan.preset(args.preset or "default")
+    layers = None
+    if args.layers or args.depths:
+        layers = [plan.parse_layers(x) for x in (args.layers or [])]
+        layers += [(784, *([args.width] * d), 10) for d in (args.depths or [])]
+    for name, value in (("variants", args.variants), ("kernels", args.kernels),
+                        ("dtypes", args.dtypes)):
+        known = {"variants": plan.JAX_VARIANTS + plan.PEER_VARIANTS, "kernels": plan.KERNELS,
+                 "dtypes": plan.DTYPES}[name]
+        bad = [v for v in value or [] if v not in known]
+        if bad:
+            raise ValueError(f"--{name} {','.join(bad)}: unknown; pick from {', '.join(known)}")
+    if any(b < 1 for b in args.batch_sizes or []) or any(d < 1 for d in args.devices or []):
+        raise ValueError("--batch-sizes and --devices must be positive integers")
+    return plan.override(grids, variants=args.variants, kernels=args.kernels, layers=layers,
+                         batch_sizes=args.batch_sizes, dtypes=args.dtypes, devices=args.devices)
+
+
+def peers_missing_reason() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "PyTorch is not installed: pip install -e '.[peers]' to add the torch peers"
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        args = merge_config(args)
+        grids = grids_from(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    preset = args.preset or "default"
+    settings = timing.Settings.preset(preset)
+    if args.distributed:
+        from . import distributed
+
+        return distributed.main(args, grids, settings)
+    started = machine.now()
+
+    old_meta: dict[str, Any] = {}
+    done: set[str] = set()
+    if args.resume:
+        run_dir = Path(args.resume)
+        try:
+            old_meta = schema.load_metadata(run_dir)
+        except (FileNotFoundError, schema.SchemaError) as e:
+            print(f"error: --resume {run_dir}: {e}", file=sys.stderr)
+            return 2
+        if (run_dir / "results.jsonl").exists():
+            done = {r.get("config_id") for r in schema.read_rows(run_dir / "results.jsonl")}
+        run_id = old_meta["run_id"]
+    else:
+        run_id = machine.run_id()
+        run_dir = Path(args.out) if args.out else Path("reports") / run_id
+        if (run_dir / "results.jsonl").exists():
+            print(f"error: {run_dir} already holds results; pick another --out or "
+                  f"finish it with --resume {run_dir}", file=sys.stderr)
+            return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    wanted = (args.backends or old_meta.get("requested_backends") or "all")
+    requested = ["cpu", "gpu", "tpu"] if wanted == "all" else _csv(wanted)
+    dtypes = sorted({d for g in grids for d in g.dtypes})
+    quick = preset == "quick"
+    probe, present, peaks = probe_and_peaks(
+        requested, dtypes, run_dir, quick=quick,
+        want_peaks=not args.no_peaks and not old_meta.get("peaks"))
+    peaks = old_meta.get("peaks") or peaks
+    skipped = [{"what": f"backend {b}", "reason": i["error"]}
+               for b, i in probe["backends"].items() if "error" in i]
+    if not present:
+        print(f"error: none of the backends {', '.join(requested)} is present here: "
+              + "; ".join(f"{s['what']}: {s['reason']}" for s in skipped), file=sys.stderr)
+        return 2
+
+    options: dict[str, dict[str, Any]] = {}
+    if args.scan_steps:
+        options["scan"] = {"steps": args.scan_steps}
+    if args.members:
+        options["ensemble"] = {"members": args.members}
+    try:
+        specs, plan_skipped = plan.expand(grids, backends=present, options=options,
+                                          peers_missing=peers_missing_reason())
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    skipped += plan_skipped
+    todo = [s for s in specs if s["config_id"] not in done]
+    biggest = max((s["batch_size"] * max(s["options"].get("steps", 8), 1)
+                   if s["variant"] == "scan" else s["batch_size"] for s in specs), default=1)
+
+    meta = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "run_id": run_id,
+        "tool_version": machine.tool_version(),
+        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy")},
+        "backends": present,
+        "cpu": machine.cpu(),
+        "env": machine.env(),
+        "git": machine.git(),
+        "host": os.uname().nodename,
+        "start_time": old_meta.get("start_time", started),
+        "end_time": None,
+        "command": old_meta.get("command") or shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
+        "preset": preset,
+        "requested_backends": wanted,
+        "peaks": peaks,
+        "dataset": None,
+        "skipped": skipped,
+        "n_processes": 1,
+        "global_devices": sum(int(i.get("device_count", 0)) for i in present.values()),
+        "local_devices": sum(int(i.get("device_count", 0)) for i in present.values()),
+        "settings": vars_of(settings),
+        "configurations": len(specs),
+    }
+    meta["hardware_fingerprint"] = machine.fingerprint(meta["cpu"], present)
+    if args.resume:
+        meta["resumed"] = [*old_meta.get("resumed", []), started]
+    _write_meta(run_dir, meta)
+    if args.write_run_dir:
+        Path(args.write_run_dir).write_text(str(run_dir.resolve()) + "\n")
+
+    print(f"{len(todo)} configurations to run ({len(specs) - len(todo)} already done, "
+          f"{len(plan_skipped)} left out) on {', '.join(present)}; writing {run_dir}",
+          file=sys.stderr)
+    for s in skipped:
+        if s["what"].startswith("backend") or "PyTorch" in s["reason"]:
+            print(f"notice: {s['what']}: {s['reason']}", file=sys.stderr)
+            break
+    sweep = Sweep(run_dir, run_id, settings, dataset=args.dataset or "fashion-mnist",
+                  data_dir=args.data_dir, n_examples=biggest,
+                  timeout=args.timeout or DEFAULT_TIMEOUT_S, peaks=peaks, quiet=args.quiet)
+    progress = _progress(len(todo), args.quiet)
+    interrupted = False
+    try:
+        sweep.run(todo, progress)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.close()
+    meta["dataset"] = sweep.dataset_info if todo else old_meta.get("dataset")
+    meta["end_time"] = machine.now()
+    _write_meta(run_dir, meta)
+    if (run_dir / "results.jsonl").exists():
+        write_csv(run_dir)
+    c = sweep.counts
+    print(f"{c['ok']} ok, {c['error']} error, {c['timeout']} timeout, {c['skipped']} skipped; "
+          f"results in {run_dir}", file=sys.stderr)
+    if interrupted:
+        print(f"interrupted: finish with  python -m bench run --resume {run_dir}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    tmp = run_dir / "metadata.json.tmp"
+    tmp.write_text(json.dumps({k: schema.clean(v) if not isinstance(v, dict) else v
+                               for k, v in meta.items()}, indent=1, default=str))
+    tmp.replace(run_dir / "metadata.json")
+
+
+def _progress(total: int, quiet: bool) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    if not sys.stderr.isatty():
+        return None  # a log file: one line per configuration, each with its ETA
+    return tqdm(total=total, unit="config", desc="bench", dynamic_ncols=True)

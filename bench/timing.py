@@ -1,0 +1,261 @@
+"""How one callable is timed: ahead-of-time compile phases, then calibrated steady-state samples.
+
+Framework-neutral: the steady-state part takes a ``call`` and a ``sync`` function, so the JAX
+kernels and the peers (PyTorch, NumPy) are measured by the same code.
+
+A *sample* is ``k`` calls followed by one ``sync`` of the last result; ``k`` (``loops``) is
+calibrated so that one sample lasts at least ``min_sample_s``, well above the timer's resolution.
+Samples are taken until ``budget_s`` is spent and at least ``min_samples`` exist. A second set
+of samples syncs after every call (``k = 1``): the difference of the two per-call medians is
+the dispatch overhead that pipelining hides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import stats
+
+clock = time.perf_counter
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Steady-state timing settings (all seconds except the counts)."""
+
+    warmup_calls: int = 2
+    min_sample_s: float = 0.005
+    budget_s: float = 0.4
+    min_samples: int = 5
+    max_samples: int = 200
+    sync_budget_s: float = 0.2
+    min_sync_samples: int = 3
+    max_sync_samples: int = 100
+
+    @classmethod
+    def preset(cls, name: str) -> Settings:
+        if name == "quick":
+            return cls(budget_s=0.12, sync_budget_s=0.05, min_samples=5, min_sync_samples=3)
+        if name == "full":
+            return cls(warmup_calls=3, min_sample_s=0.02, budget_s=2.0, min_samples=15,
+                       sync_budget_s=1.0, min_sync_samples=10)
+        return cls()
+
+
+def _timed(call: Callable[[Any], Any], sync: Callable[[Any], Any], state: Any, k: int):
+    t0 = clock()
+    for _ in range(k):
+        state = call(state)
+    sync(state)
+    return clock() - t0, state
+
+
+def calibrate(call, sync, state, min_sample_s: float, max_loops: int = 1 << 20):
+    """Smallest power of two ``k`` whose sample lasts at least ``min_sample_s``."""
+    k = 1
+    while True:
+        elapsed, state = _timed(call, sync, state, k)
+        if elapsed >= min_sample_s or k >= max_loops:
+            return k, state
+        # jump close to the target, then keep doubling
+        k = min(max_loops, max(2 * k, 1 << int(np.ceil(np.log2(min_sample_s / max(elapsed, 1e-9) * k)))))
+
+
+def steady_state(
+    call: Callable[[Any], Any],
+    sync: Callable[[Any], Any],
+    state: Any,
+    settings: Settings = Settings(),
+) -> tuple[dict[str, Any], Any]:
+    """Time ``state = call(state)`` in the steady state.
+
+    ``call`` must be the operation to time and return the next state (for an SGD update, the new
+    params; for predict, anything that ``sync`` can wait on); ``sync(state)`` must block until
+    the work behind ``state`` is done (``jax.block_until_ready``, ``torch.cuda.synchronize``).
+
+    Returns ``(figures, state)``: figures are per call, in seconds, with the raw samples
+    (``samples_s``: per-call times of the pipelined samples; ``sync_samples_s``: one call each).
+    """
+    s = settings
+    for _ in range(s.warmup_calls):
+        state = call(state)
+    sync(state)
+    loops, state = calibrate(call, sync, state, s.min_sample_s)
+    samples: list[float] = []
+    start = clock()
+    while len(samples) < s.max_samples and (
+        len(samples) < s.min_samples or clock() - start < s.budget_s
+    ):
+        elapsed, state = _timed(call, sync, state, loops)
+        samples.append(elapsed / loops)
+    sync_samples: list[float] = []
+    start = clock()
+    while len(sync_samples) < s.max_sync_samples and (
+        len(sync_samples) < s.min_sync_samples or clock() - start < s.sync_budget_s
+    ):
+        elapsed, state = _timed(call, sync, state, 1)
+        sync_samples.append(elapsed)
+    return summarize(samples, sync_samples, loops), state
+
+
+def summarize(samples: list[float], sync_samples: list[float], loops: int) -> dict[str, Any]:
+    """Statistics of per-call samples (seconds)."""
+    x = np.asarray(samples, dtype=float)
+    med, lo, hi = stats.median_ci(x)
+    q1, q3 = np.percentile(x, [25, 75])
+    sync_med = float(np.median(sync_samples)) if sync_samples else float("nan")
+    return {
+        "call_median_s": med,
+        "call_min_s": float(x.min()),
+        "call_mean_s": float(x.mean()),
+        "call_std_s": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        "call_iqr_s": float(q3 - q1),
+        "call_ci_low_s": lo,
+        "call_ci_high_s": hi,
+        "n_samples": int(x.size),
+        "loops_per_sample": int(loops),
+        "sync_call_median_s": sync_med,
+        "samples_s": [float(v) for v in x],
+        "sync_samples_s": [float(v) for v in sync_samples],
+    }
+
+
+def per_step(figures: dict[str, Any], steps_per_call: int) -> dict[str, Any]:
+    """Convert per-call figures to the per-SGD-step columns of the results schema."""
+    n = max(int(steps_per_call), 1)
+    out: dict[str, Any] = {
+        "n_samples": figures["n_samples"],
+        "loops_per_sample": figures["loops_per_sample"],
+        "samples_s": [v / n for v in figures["samples_s"]],
+        "sync_samples_s": [v / n for v in figures["sync_samples_s"]],
+    }
+    for name in ("median", "min", "mean", "std", "iqr", "ci_low", "ci_high"):
+        out[f"step_{name}_s"] = figures[f"call_{name}_s"] / n
+    out["sync_step_median_s"] = figures["sync_call_median_s"] / n
+    out["dispatch_overhead_s"] = out["sync_step_median_s"] - out["step_median_s"]
+    return out
+
+
+# --- JAX specifics --------------------------------------------------------------------------
+
+
+def aot_compile(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
+    """``fn.trace(*args).lower().compile()`` with every phase timed, from cold caches.
+
+    Clears JAX's in-memory caches first; the caller keeps the persistent compilation cache off
+    (``jax_enable_compilation_cache=False``) so ``compile_s`` is a real compile.
+    """
+    import jax
+
+    jax.clear_caches()
+    t0 = clock()
+    traced = fn.trace(*args)
+    t1 = clock()
+    lowered = traced.lower()
+    t2 = clock()
+    compiled = lowered.compile()
+    t3 = clock()
+    return compiled, {"trace_s": t1 - t0, "lower_s": t2 - t1, "compile_s": t3 - t2}
+
+
+def compiled_facts(compiled: Any) -> dict[str, Any]:
+    """What XLA says about a compiled executable: cost, memory and optimized-HLO counts.
+
+    Every figure is ``None`` where the backend does not provide it.
+    """
+    facts: dict[str, Any] = {
+        "xla_flops": None,
+        "bytes_accessed": None,
+        "peak_memory_bytes": None,
+        "hlo_ops": None,
+        "hlo_fusions": None,
+    }
+    with contextlib.suppress(Exception):
+        cost = compiled.cost_analysis()
+        if isinstance(cost, (list, tuple)):
+            cost = cost[0] if cost else None
+        if cost:
+            flops = cost.get("flops")
+            facts["xla_flops"] = float(flops) if flops is not None and flops >= 0 else None
+            nbytes = cost.get("bytes accessed")
+            facts["bytes_accessed"] = float(nbytes) if nbytes is not None and nbytes >= 0 else None
+    with contextlib.suppress(Exception):
+        mem = compiled.memory_analysis()
+        if mem is not None:
+            facts["peak_memory_bytes"] = int(
+                mem.argument_size_in_bytes
+                + mem.output_size_in_bytes
+                + mem.temp_size_in_bytes
+                - mem.alias_size_in_bytes
+            )
+    with contextlib.suppress(Exception):
+        facts.update(hlo_counts(compiled.as_text()))
+    return facts
+
+
+def hlo_counts(hlo_text: str) -> dict[str, int]:
+    """Instruction and fusion counts of optimized HLO text.
+
+    ``hlo_ops`` counts instructions in the computations that run (not inside fused
+    computations, which XLA emits as one kernel each); ``hlo_fusions`` counts fusion calls.
+    """
+    ops = fusions = 0
+    in_fused = False
+    for line in hlo_text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith("{") and ("computation" in stripped or stripped.startswith("%")
+                                       or stripped.startswith("ENTRY")):
+            head = stripped.split(" ", 2)
+            name = head[1] if head[0] == "ENTRY" else head[0]
+            in_fused = "fused" in name or "fusion" in name and not stripped.startswith("ENTRY")
+            continue
+        if stripped == "}":
+            in_fused = False
+            continue
+        if " = " in stripped and not in_fused and not stripped.startswith("//"):
+            ops += 1
+            if " fusion(" in stripped:
+                fusions += 1
+    return {"hlo_ops": ops, "hlo_fusions": fusions}
+
+
+class CompileCounter:
+    """Counts backend compiles reported through ``jax.monitoring`` while active."""
+
+    _lock = threading.Lock()
+    _active: list[CompileCounter] = []
+    _registered = False
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @classmethod
+    def _listener(cls, event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            with cls._lock:
+                for counter in cls._active:
+                    counter.count += 1
+
+    @classmethod
+    @contextlib.contextmanager
+    def counting(cls) -> Iterator[CompileCounter]:
+        import jax
+
+        with cls._lock:
+            if not cls._registered:
+                jax.monitoring.register_event_duration_secs_listener(cls._listener)
+                cls._registered = True
+            counter = cls()
+            cls._active.append(counter)
+        try:
+            yield counter
+        finally:
+            with cls._lock:
+                cls._active.remove(counter)
