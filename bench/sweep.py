@@ -143,8 +143,12 @@ class WorkerProcess:
             self.proc.wait()
 
 
-def worker_env(backend: str, n_devices: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off."""
+def worker_env(backend: str, n_devices: int, base: dict[str, str] | None = None, *,
+               root: Path | None = None) -> dict[str, str]:
+    """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off.
+
+    ``root`` is the source tree the worker imports (``bench ab`` runs two trees).
+    """
     env = dict(os.environ if base is None else base)
     env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -152,7 +156,7 @@ def worker_env(backend: str, n_devices: int, base: dict[str, str] | None = None)
         env["JAX_PLATFORMS"] = "cpu"
         flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
         env["XLA_FLAGS"] = f"{flags.strip()} --xla_force_host_platform_device_count={n_devices}".strip()
-    root = str(machine.ROOT)
+    root = str(root or machine.ROOT)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return env
 

@@ -73,6 +73,7 @@ class Worker:
         row = identity(spec, self.dataset)
         t0 = time.perf_counter()
         try:
+            inject_fault(spec)
             if spec.get("framework", "jax") == "jax":
                 from .measure import measure
 
@@ -90,6 +91,23 @@ class Worker:
                 row["traceback"] = traceback.format_exc(limit=8)[-4000:]
         row["wall_s"] = time.perf_counter() - t0
         return row
+
+
+FAULT_ENV = "MNIST_BENCH_INJECT_FAULT"
+
+
+def inject_fault(spec: dict[str, Any]) -> None:
+    """Test hook: ``MNIST_BENCH_INJECT_FAULT=KIND:VARIANT`` makes that variant's configurations
+    ``raise``, ``crash`` (the process dies) or ``hang``, so the sweep's recovery can be tested."""
+    kind, _, variant = os.environ.get(FAULT_ENV, "").partition(":")
+    if not kind or variant != spec.get("variant"):
+        return
+    if kind == "raise":
+        raise RuntimeError(f"fault injected by {FAULT_ENV}")
+    if kind == "crash":
+        os._exit(3)
+    if kind == "hang":
+        time.sleep(3600)
 
 
 def identity(spec: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
