@@ -406,6 +406,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.toml", default=None,
                    help="the same keys in a TOML file (flags given on the line win)")
     p.add_argument("--no-peaks", action="store_true", help="skip measuring the machine's peaks")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the configurations (and what is left out) without running them")
     p.add_argument("--quiet", action="store_true", help="no line per configuration")
     p.add_argument("--write-run-dir", metavar="FILE", default=None, help=argparse.SUPPRESS)
     p.add_argument("--distributed", action="store_true",
@@ -505,6 +507,10 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: {run_dir} already holds results; pick another --out or "
                   f"finish it with --resume {run_dir}", file=sys.stderr)
             return 2
+    if args.dry_run:
+        import tempfile
+
+        run_dir = Path(tempfile.mkdtemp(prefix="bench-dry-run-"))
     run_dir.mkdir(parents=True, exist_ok=True)
 
     wanted = (args.backends or old_meta.get("requested_backends") or "all")
@@ -513,7 +519,7 @@ def main(args: argparse.Namespace) -> int:
     quick = preset == "quick"
     probe, present, peaks = probe_and_peaks(
         requested, dtypes, run_dir, quick=quick,
-        want_peaks=not args.no_peaks and not old_meta.get("peaks"))
+        want_peaks=not (args.no_peaks or args.dry_run or old_meta.get("peaks")))
     peaks = old_meta.get("peaks") or peaks
     skipped = [{"what": f"backend {b}", "reason": i["error"]}
                for b, i in probe["backends"].items() if "error" in i]
@@ -534,6 +540,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     skipped += plan_skipped
+    if args.dry_run:
+        for s in specs:
+            print(f"{s['grid']:<9} {s['variant']:<13} {s['kernel']:<7} "
+                  f"{','.join(map(str, s['layer_sizes'])):<22} b={s['batch_size']:<5} "
+                  f"{s['dtype']:<8} x{s['n_devices']} {s['backend']}")
+        for s in plan_skipped:
+            print(f"left out: {s['what']}: {s['reason']}")
+        print(f"{len(specs)} configurations, {len(plan_skipped)} left out", file=sys.stderr)
+        return 0
     todo = [s for s in specs if s["config_id"] not in done]
     biggest = max((s["batch_size"] * max(s["options"].get("steps", 8), 1)
                    if s["variant"] == "scan" else s["batch_size"] for s in specs), default=1)

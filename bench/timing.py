@@ -7,7 +7,8 @@ A *sample* is ``k`` calls followed by one ``sync`` of the last result; ``k`` (``
 calibrated so that one sample lasts at least ``min_sample_s``, well above the timer's resolution.
 Samples are taken until ``budget_s`` is spent and at least ``min_samples`` exist. A second set
 of samples syncs after every call (``k = 1``): the difference of the two per-call medians is
-the dispatch overhead that pipelining hides.
+the dispatch overhead that pipelining hides. When one call already lasts a sample (``k = 1``),
+the samples are synced after every call and serve as both sets: the overhead is then zero.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 from . import stats
 
 clock = time.perf_counter
+#: a warm-up call at least this long (s) ends the warm-up: compiled code is warm after one call.
+SLOW_CALL_S = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +87,16 @@ def steady_state(
     (``samples_s``: per-call times of the pipelined samples; ``sync_samples_s``: one call each).
     """
     s = settings
+    slowest_warmup = 0.0
     for _ in range(s.warmup_calls):
-        state = call(state)
-    sync(state)
-    loops, state = calibrate(call, sync, state, s.min_sample_s)
+        elapsed, state = _timed(call, sync, state, 1)
+        slowest_warmup = max(slowest_warmup, elapsed)
+        if elapsed >= SLOW_CALL_S:  # one warm-up is enough for a call this long
+            break
+    if slowest_warmup >= s.min_sample_s:
+        loops = 1  # one call already lasts a sample: no calibration needed
+    else:
+        loops, state = calibrate(call, sync, state, s.min_sample_s)
     samples: list[float] = []
     start = clock()
     while len(samples) < s.max_samples and (
@@ -95,6 +104,9 @@ def steady_state(
     ):
         elapsed, state = _timed(call, sync, state, loops)
         samples.append(elapsed / loops)
+    if loops == 1:
+        # the samples above already synced after every call: they are the synced samples
+        return summarize(samples, list(samples), loops), state
     sync_samples: list[float] = []
     start = clock()
     while len(sync_samples) < s.max_sync_samples and (
