@@ -6,6 +6,7 @@ worker's probe.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -18,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV_PREFIXES = ("XLA_", "JAX_", "TF_CPP_", "CUDA_VISIBLE_DEVICES", "TPU_", "NCCL_", "OMP_",
-                "MKL_", "OPENBLAS_")
+ENV_PREFIXES = (
+    "XLA_",
+    "JAX_",
+    "TF_CPP_",
+    "CUDA_VISIBLE_DEVICES",
+    "TPU_",
+    "NCCL_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+)
 
 
 def now() -> str:
@@ -43,10 +53,8 @@ def cpu() -> dict[str, Any]:
     except OSError:
         pass
     memory = None
-    try:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"model": model, "cores": cores, "memory_bytes": memory, "arch": platform.machine()}
 
@@ -57,10 +65,12 @@ def env() -> dict[str, str]:
 
 def git(root: Path = ROOT) -> dict[str, Any]:
     """Commit and dirtiness of the checkout the bench code comes from (None outside git)."""
+
     def run(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                 timeout=10)
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -82,8 +92,11 @@ def fingerprint(cpu_info: dict[str, Any], backends: dict[str, Any]) -> str:
         "cpu": cpu_info.get("model"),
         "cores": cpu_info.get("cores"),
         "memory_gib": round(mem / 2**30) if mem else None,
-        "devices": {b: [i.get("device_kind"), i.get("device_count")]
-                    for b, i in sorted(backends.items()) if "error" not in i},
+        "devices": {
+            b: [i.get("device_kind"), i.get("device_count")]
+            for b, i in sorted(backends.items())
+            if "error" not in i
+        },
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     backend = "-".join(sorted(b for b, i in backends.items() if "error" not in i)) or "none"
@@ -95,5 +108,5 @@ def tool_version() -> str:
         from importlib.metadata import version
 
         return version("mnist-kernels-bench")
-    except Exception:  # noqa: BLE001 - running from a checkout without installing
+    except Exception:
         return "unknown"

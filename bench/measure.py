@@ -42,7 +42,11 @@ def batch_arrays(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, s
 def analytic_flops(spec: dict[str, Any], steps_per_call: int, work_multiplier: int) -> float:
     """Matmul FLOPs of one SGD step (or one predict call), all ensemble members included."""
     sizes, b = list(spec["layer_sizes"]), int(spec["batch_size"])
-    per = model.flops_update(sizes, b) if spec["kernel"] == "update" else model.flops_forward(sizes, b)
+    per = (
+        model.flops_update(sizes, b)
+        if spec["kernel"] == "update"
+        else model.flops_forward(sizes, b)
+    )
     return float(per * work_multiplier)
 
 
@@ -161,7 +165,7 @@ def _device_peak_bytes(devices: list[Any]) -> int | None:
     for d in devices:
         try:
             s = d.memory_stats()
-        except Exception:  # noqa: BLE001 - not every backend has memory statistics
+        except Exception:
             return None
         if not s or "peak_bytes_in_use" not in s:
             return None
@@ -194,15 +198,14 @@ def measure_peaks(backend: str, dtypes: list[str], *, quick: bool = False) -> di
     copy_bw = _best_rate(lambda: copy(src), 2.0 * 4 * copy_elems, reps=reps)
     read_bw = _best_rate(lambda: total(src), 4.0 * copy_elems, reps=reps)
     bw = max(copy_bw, read_bw)
-    del src
     for dtype in dtypes:
         jd = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
         a = jax.device_put(np.random.RandomState(0).rand(n, n).astype(np.float32), dev).astype(jd)
-        mm = jax.jit(
-            lambda u, v: jnp.matmul(u, v, preferred_element_type=jnp.float32)
-        )
+        mm = jax.jit(lambda u, v: jnp.matmul(u, v, preferred_element_type=jnp.float32))
         out[dtype] = {
-            "matmul_flops_per_s": _best_rate(lambda: mm(a, a), 2.0 * n**3, reps=3 if quick else 6),
+            "matmul_flops_per_s": _best_rate(
+                lambda mm=mm, a=a: mm(a, a), 2.0 * n**3, reps=3 if quick else 6
+            ),
             "bandwidth_bytes_per_s": bw,
             "matmul_n": n,
             "copy_bytes": 4 * copy_elems,

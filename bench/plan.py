@@ -47,30 +47,76 @@ def preset(name: str) -> list[Grid]:
     if name == "quick":
         return [
             Grid("batch", every, KERNELS, (LOGREG, (784, 256, 256, 10)), (32, 256)),
-            Grid("devices", tuple(sorted(MULTI_DEVICE)), ("update",),
-                 (LOGREG, (784, 256, 256, 10)), (256,), devices=(2,)),
+            Grid(
+                "devices",
+                tuple(sorted(MULTI_DEVICE)),
+                ("update",),
+                (LOGREG, (784, 256, 256, 10)),
+                (256,),
+                devices=(2,),
+            ),
             Grid("depth", ("jit",), ("update",), _depth_layers((1, 2, 4), 128), (128,)),
         ]
     if name == "default":
+        eager = tuple(v for v in every if v != "torch-compile")
         return [
-            Grid("batch", every, KERNELS, (LOGREG, DEEP), (1, 32, 128, 1024, 4096)),
-            Grid("bfloat16", ("jit", "torch-eager"), ("update",), (LOGREG, DEEP),
-                 (32, 128, 1024, 4096), dtypes=("bfloat16",)),
-            Grid("devices", tuple(sorted(MULTI_DEVICE)), ("update",), (LOGREG, DEEP),
-                 (128, 1024, 4096), devices=(2, 4)),
+            Grid("batch", eager, KERNELS, (LOGREG, DEEP), (1, 32, 128, 1024, 4096)),
+            # torch.compile costs seconds per shape: its update at the batch sizes only
+            Grid(
+                "compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (32, 128, 1024, 4096)
+            ),
+            Grid(
+                "bfloat16",
+                ("jit", "torch-eager"),
+                ("update",),
+                (LOGREG, DEEP),
+                (32, 128, 1024, 4096),
+                dtypes=("bfloat16",),
+            ),
+            Grid(
+                "devices",
+                tuple(sorted(MULTI_DEVICE)),
+                ("update",),
+                (LOGREG, DEEP),
+                (128, 4096),
+                devices=(2, 4),
+            ),
             Grid("depth", JAX_VARIANTS, ("update",), _depth_layers((1, 2, 4, 8), 512), (128,)),
         ]
     if name == "full":
         batches = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192)
         return [
-            Grid("batch", every, KERNELS, (LOGREG, (784, 256, 10), DEEP, (784, 4096, 4096, 10)),
-                 batches, dtypes=DTYPES),
-            Grid("devices", tuple(sorted(MULTI_DEVICE)), KERNELS, (LOGREG, DEEP), batches,
-                 dtypes=DTYPES, devices=(1, 2, 4, 8)),
-            Grid("depth", JAX_VARIANTS, KERNELS, _depth_layers((1, 2, 3, 4, 6, 8, 12, 16), 512),
-                 (128, 1024)),
-            Grid("width", ("jit", "scan", "sharded_tp", "torch-eager"), ("update",),
-                 tuple((784, w, w, 10) for w in (64, 128, 256, 512, 1024, 2048, 4096)), (1024,)),
+            Grid(
+                "batch",
+                every,
+                KERNELS,
+                (LOGREG, (784, 256, 10), DEEP, (784, 4096, 4096, 10)),
+                batches,
+                dtypes=DTYPES,
+            ),
+            Grid(
+                "devices",
+                tuple(sorted(MULTI_DEVICE)),
+                KERNELS,
+                (LOGREG, DEEP),
+                batches,
+                dtypes=DTYPES,
+                devices=(1, 2, 4, 8),
+            ),
+            Grid(
+                "depth",
+                JAX_VARIANTS,
+                KERNELS,
+                _depth_layers((1, 2, 3, 4, 6, 8, 12, 16), 512),
+                (128, 1024),
+            ),
+            Grid(
+                "width",
+                ("jit", "scan", "sharded_tp", "torch-eager"),
+                ("update",),
+                tuple((784, w, w, 10) for w in (64, 128, 256, 512, 1024, 2048, 4096)),
+                (1024,),
+            ),
         ]
     raise ValueError(f"unknown preset {name!r}; pick one of {', '.join(PRESETS)}")
 
@@ -87,13 +133,16 @@ def parse_layers(text: str | Iterable[int]) -> tuple[int, ...]:
         try:
             sizes = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
         except ValueError:
-            raise ValueError(f"layer sizes {text!r}: write integers separated by commas, "
-                             "like 784,1024,1024,10") from None
+            raise ValueError(
+                f"layer sizes {text!r}: write integers separated by commas, like 784,1024,1024,10"
+            ) from None
     else:
         sizes = tuple(int(s) for s in text)
     if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
-        raise ValueError(f"layer sizes {sizes}: must start with 784 (28x28 pixels), end with 10 "
-                         "(classes) and have positive widths, like 784,1024,1024,10")
+        raise ValueError(
+            f"layer sizes {sizes}: must start with 784 (28x28 pixels), end with 10 "
+            "(classes) and have positive widths, like 784,1024,1024,10"
+        )
     return sizes
 
 
@@ -127,8 +176,9 @@ def expand(
         ):
             what = f"{variant} {kernel} {','.join(map(str, sizes))} batch {batch} {dtype} x{n} {backend}"
             if variant not in JAX_VARIANTS + PEER_VARIANTS:
-                raise ValueError(f"unknown variant {variant!r}; known: "
-                                 f"{', '.join(JAX_VARIANTS + PEER_VARIANTS)}")
+                raise ValueError(
+                    f"unknown variant {variant!r}; known: {', '.join(JAX_VARIANTS + PEER_VARIANTS)}"
+                )
             if kernel not in KERNELS:
                 raise ValueError(f"unknown kernel {kernel!r}; pick from {', '.join(KERNELS)}")
             if dtype not in DTYPES:

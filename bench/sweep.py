@@ -11,6 +11,7 @@ on with the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,8 +48,14 @@ class WorkerTimeout(RuntimeError):
 class WorkerProcess:
     """One ``python -m bench.worker`` child and a thread reading its answers."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, cwd: Path | None = None,
-                 python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        cwd: Path | None = None,
+        python: str = sys.executable,
+    ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._log = log_path.open("a")
@@ -69,10 +76,8 @@ class WorkerProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith(PREFIX):
-                try:
-                    self.events.put(json.loads(line[len(PREFIX):]))
-                except json.JSONDecodeError:
-                    pass
+                with contextlib.suppress(json.JSONDecodeError):
+                    self.events.put(json.loads(line[len(PREFIX) :]))
         self.events.put(None)  # end of stream: the process exited
 
     def send(self, request: dict[str, Any]) -> None:
@@ -143,8 +148,9 @@ class WorkerProcess:
             self.proc.wait()
 
 
-def worker_env(backend: str, n_devices: int, base: dict[str, str] | None = None, *,
-               root: Path | None = None) -> dict[str, str]:
+def worker_env(
+    backend: str, n_devices: int, base: dict[str, str] | None = None, *, root: Path | None = None
+) -> dict[str, str]:
     """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off.
 
     ``root`` is the source tree the worker imports (``bench ab`` runs two trees).
@@ -155,7 +161,9 @@ def worker_env(backend: str, n_devices: int, base: dict[str, str] | None = None,
     if backend == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
         flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
-        env["XLA_FLAGS"] = f"{flags.strip()} --xla_force_host_platform_device_count={n_devices}".strip()
+        env["XLA_FLAGS"] = (
+            f"{flags.strip()} --xla_force_host_platform_device_count={n_devices}".strip()
+        )
     root = str(root or machine.ROOT)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return env
@@ -170,7 +178,7 @@ def min_bytes(row: dict[str, Any]) -> float:
     b = int(row["batch_size"])
     params = plan.n_params(tuple(sizes))
     k = int(row.get("work_multiplier") or 1)
-    io = b * (sizes[0] + (sizes[-1] if row["kernel"] == "update" else sizes[-1]))
+    io = b * (sizes[0] + sizes[-1])  # images in; labels in (update) or log-probs out (predict)
     return 4.0 * (io + params * k * (2 if row["kernel"] == "update" else 1))
 
 
@@ -201,8 +209,9 @@ def derive(row: dict[str, Any], peaks: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def finish_row(row: dict[str, Any], spec: dict[str, Any], run_id: str,
-               peaks: dict[str, Any]) -> dict[str, Any]:
+def finish_row(
+    row: dict[str, Any], spec: dict[str, Any], run_id: str, peaks: dict[str, Any]
+) -> dict[str, Any]:
     row = dict(row)
     row.setdefault("device_kind", spec.get("device_kind"))
     row["schema_version"] = schema.SCHEMA_VERSION
@@ -212,8 +221,9 @@ def finish_row(row: dict[str, Any], spec: dict[str, Any], run_id: str,
     return derive(row, peaks)
 
 
-def failed_row(spec: dict[str, Any], status: str, message: str,
-               dataset: dict[str, Any]) -> dict[str, Any]:
+def failed_row(
+    spec: dict[str, Any], status: str, message: str, dataset: dict[str, Any]
+) -> dict[str, Any]:
     from .worker import identity
 
     row = identity(spec, dataset)
@@ -241,17 +251,26 @@ def write_csv(run_dir: Path) -> Path:
 
 
 def line_for(row: dict[str, Any]) -> str:
-    what = (f"{row['variant']:<13} {row['kernel']:<7} {row['layer_sizes']:<20} "
-            f"b={row['batch_size']:<5} {row['dtype']:<8} x{row['n_devices']}")
+    what = (
+        f"{row['variant']:<13} {row['kernel']:<7} {row['layer_sizes']:<20} "
+        f"b={row['batch_size']:<5} {row['dtype']:<8} x{row['n_devices']}"
+    )
     if row.get("status") != "ok":
         return f"{what}  {row.get('status', '?').upper()}: {str(row.get('error'))[:120]}"
     ms = row["step_median_s"] * 1e3
-    lo, hi = (row.get("step_ci_low_s") or math.nan) * 1e3, (row.get("step_ci_high_s") or math.nan) * 1e3
-    comp = sum(row.get(k) or 0.0 for k in ("trace_s", "lower_s", "compile_s"))
+    lo, hi = (
+        (row.get("step_ci_low_s") or math.nan) * 1e3,
+        (row.get("step_ci_high_s") or math.nan) * 1e3,
+    )
+    phases = [row.get(k) for k in ("trace_s", "lower_s", "compile_s")]
+    comp = f"{sum(p or 0.0 for p in phases):6.3f} s" if any(phases) else "     —  "
     extra = f"  recompiles {row['recompiles']}!" if row.get("recompiles") else ""
     pf = row.get("peak_fraction")
-    return (f"{what}  step {ms:9.4f} ms [{lo:.4f}, {hi:.4f}]  compile {comp:6.3f} s"
-            + (f"  {pf:6.1%} of peak" if pf is not None else "") + extra)
+    return (
+        f"{what}  step {ms:9.4f} ms [{lo:.4f}, {hi:.4f}]  compile {comp}"
+        + (f"  {pf:6.1%} of peak" if pf is not None else "")
+        + extra
+    )
 
 
 # --- the sweep ---------------------------------------------------------------------------------
@@ -260,9 +279,19 @@ def line_for(row: dict[str, Any]) -> str:
 class Sweep:
     """Runs specs in worker processes, one per (backend, device count), appending rows."""
 
-    def __init__(self, run_dir: Path, run_id: str, settings: timing.Settings, *,
-                 dataset: str, data_dir: str | None, n_examples: int, timeout: float,
-                 peaks: dict[str, Any], quiet: bool = False) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        settings: timing.Settings,
+        *,
+        dataset: str,
+        data_dir: str | None,
+        n_examples: int,
+        timeout: float,
+        peaks: dict[str, Any],
+        quiet: bool = False,
+    ) -> None:
         self.run_dir, self.run_id, self.settings = run_dir, run_id, settings
         self.dataset, self.data_dir, self.n_examples = dataset, data_dir, n_examples
         self.timeout, self.peaks, self.quiet = timeout, peaks, quiet
@@ -271,12 +300,20 @@ class Sweep:
         self.counts = {"ok": 0, "error": 0, "timeout": 0, "skipped": 0}
 
     def start(self, backend: str, n: int) -> WorkerProcess:
-        w = WorkerProcess(worker_env(backend, max(n, 1)),
-                          self.run_dir / "logs" / f"worker-{backend}-{n}.log")
+        w = WorkerProcess(
+            worker_env(backend, max(n, 1)), self.run_dir / "logs" / f"worker-{backend}-{n}.log"
+        )
         ready = w.request(
-            {"op": "init", "dataset": self.dataset, "data_dir": self.data_dir,
-             "n_examples": self.n_examples, "settings": vars_of(self.settings)},
-            "ready", STARTUP_TIMEOUT_S)
+            {
+                "op": "init",
+                "dataset": self.dataset,
+                "data_dir": self.data_dir,
+                "n_examples": self.n_examples,
+                "settings": vars_of(self.settings),
+            },
+            "ready",
+            STARTUP_TIMEOUT_S,
+        )
         self.dataset_info = ready.get("dataset") or self.dataset_info
         return w
 
@@ -290,22 +327,32 @@ class Sweep:
                         try:
                             worker = self.start(backend, n)
                         except (WorkerDied, WorkerTimeout, RuntimeError) as e:
-                            self.record(spec, failed_row(spec, "error",
-                                                         f"worker did not start: {e}",
-                                                         self.dataset_info), progress)
+                            self.record(
+                                spec,
+                                failed_row(
+                                    spec, "error", f"worker did not start: {e}", self.dataset_info
+                                ),
+                                progress,
+                            )
                             worker = None
                             continue
                     try:
-                        event = worker.request({"op": "measure", "spec": spec,
-                                                "config_id": spec["config_id"]},
-                                               "row", self.timeout)
+                        event = worker.request(
+                            {"op": "measure", "spec": spec, "config_id": spec["config_id"]},
+                            "row",
+                            self.timeout,
+                        )
                         row = event["row"]
                     except WorkerTimeout:
                         worker.kill()
                         worker = None
-                        row = failed_row(spec, "timeout",
-                                         f"no result within --timeout {self.timeout:.0f} s; "
-                                         "the worker was killed", self.dataset_info)
+                        row = failed_row(
+                            spec,
+                            "timeout",
+                            f"no result within --timeout {self.timeout:.0f} s; "
+                            "the worker was killed",
+                            self.dataset_info,
+                        )
                     except (WorkerDied, RuntimeError) as e:
                         worker.kill()
                         worker = None
@@ -322,7 +369,10 @@ class Sweep:
         self.done += 1
         elapsed = time.monotonic() - self.t0
         eta = elapsed / self.done * (self.total - self.done)
-        text = f"[{self.done:>{len(str(self.total))}}/{self.total} eta {eta / 60:4.1f} min] " + line_for(row)
+        text = (
+            f"[{self.done:>{len(str(self.total))}}/{self.total} eta {eta / 60:4.1f} min] "
+            + line_for(row)
+        )
         if progress is not None:
             progress.update(1)
             if not self.quiet:
@@ -337,11 +387,13 @@ def vars_of(settings: timing.Settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
 
 
-def probe_and_peaks(backends: list[str], dtypes: list[str], run_dir: Path, *, quick: bool,
-                    want_peaks: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def probe_and_peaks(
+    backends: list[str], dtypes: list[str], run_dir: Path, *, quick: bool, want_peaks: bool
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Probe backends in a worker; measure each present backend's peaks in a fresh one."""
-    w = WorkerProcess(worker_env("any", 1, {k: v for k, v in os.environ.items()}),
-                      run_dir / "logs" / "probe.log")
+    w = WorkerProcess(
+        worker_env("any", 1, {k: v for k, v in os.environ.items()}), run_dir / "logs" / "probe.log"
+    )
     try:
         probe = w.request({"op": "probe", "backends": backends}, "probe", STARTUP_TIMEOUT_S)
     finally:
@@ -352,11 +404,16 @@ def probe_and_peaks(backends: list[str], dtypes: list[str], run_dir: Path, *, qu
         for b in present:
             w = WorkerProcess(worker_env(b, 1), run_dir / "logs" / f"peaks-{b}.log")
             try:
-                peaks[b] = w.request({"op": "peaks", "backend": b, "dtypes": dtypes,
-                                      "quick": quick}, "peaks", STARTUP_TIMEOUT_S)["peaks"]
+                peaks[b] = w.request(
+                    {"op": "peaks", "backend": b, "dtypes": dtypes, "quick": quick},
+                    "peaks",
+                    STARTUP_TIMEOUT_S,
+                )["peaks"]
             except (WorkerDied, WorkerTimeout, RuntimeError) as e:
-                print(f"warning: could not measure the {b} peaks ({e}); "
-                      "peak_fraction will be empty", file=sys.stderr)
+                print(
+                    f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty",
+                    file=sys.stderr,
+                )
             finally:
                 w.close()
     return probe, present, peaks
@@ -378,46 +435,100 @@ def _ints(text: str) -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--quick", dest="preset", action="store_const", const="quick",
-                   help="a small sweep (about a minute on 2 cores)")
-    g.add_argument("--full", dest="preset", action="store_const", const="full",
-                   help="everything: more batch sizes, widths, depths and both dtypes")
+    g.add_argument(
+        "--quick",
+        dest="preset",
+        action="store_const",
+        const="quick",
+        help="a small sweep (about a minute on 2 cores)",
+    )
+    g.add_argument(
+        "--full",
+        dest="preset",
+        action="store_const",
+        const="full",
+        help="everything: more batch sizes, widths, depths and both dtypes",
+    )
     p.add_argument("--preset", choices=plan.PRESETS, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--variants", type=_csv, help=f"comma list from {', '.join(plan.JAX_VARIANTS + plan.PEER_VARIANTS)} "
-                   "(default: all, peers included when installed)")
+    p.add_argument(
+        "--variants",
+        type=_csv,
+        help=f"comma list from {', '.join(plan.JAX_VARIANTS + plan.PEER_VARIANTS)} "
+        "(default: all, peers included when installed)",
+    )
     p.add_argument("--kernels", type=_csv, help="update, predict or both (default both)")
-    p.add_argument("--layers", action="append", help="layer sizes like 784,1024,1024,10; repeat "
-                   "for several")
-    p.add_argument("--depths", type=_ints, help="depth sweep: numbers of hidden layers (with --width)")
+    p.add_argument(
+        "--layers", action="append", help="layer sizes like 784,1024,1024,10; repeat for several"
+    )
+    p.add_argument(
+        "--depths", type=_ints, help="depth sweep: numbers of hidden layers (with --width)"
+    )
     p.add_argument("--width", type=int, default=512, help="hidden width for --depths (512)")
     p.add_argument("--batch-sizes", type=_ints, help="comma list, like 1,32,128,1024,4096")
     p.add_argument("--dtypes", type=_csv, help="float32, bfloat16 or both")
     p.add_argument("--devices", type=_ints, help="device counts, like 1,2,4 (CPU: fake devices)")
-    p.add_argument("--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)")
+    p.add_argument(
+        "--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)"
+    )
     p.add_argument("--scan-steps", type=int, default=None, help="SGD steps per scan call (8)")
     p.add_argument("--members", type=int, default=None, help="ensemble members (4)")
     p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist or synthetic")
     p.add_argument("--data-dir", default=None, help="where the IDX files are (see README)")
     p.add_argument("--out", default=None, help="run directory (default reports/<run-id>)")
-    p.add_argument("--resume", metavar="DIR", default=None,
-                   help="finish an interrupted run in DIR without redoing its rows")
-    p.add_argument("--timeout", type=float, default=None,
-                   help=f"seconds per configuration before it is killed ({DEFAULT_TIMEOUT_S:.0f})")
-    p.add_argument("--config", metavar="FILE.toml", default=None,
-                   help="the same keys in a TOML file (flags given on the line win)")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="finish an interrupted run in DIR without redoing its rows",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"seconds per configuration before it is killed ({DEFAULT_TIMEOUT_S:.0f})",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        default=None,
+        help="the same keys in a TOML file (flags given on the line win)",
+    )
     p.add_argument("--no-peaks", action="store_true", help="skip measuring the machine's peaks")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list the configurations (and what is left out) without running them")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the configurations (and what is left out) without running them",
+    )
     p.add_argument("--quiet", action="store_true", help="no line per configuration")
     p.add_argument("--write-run-dir", metavar="FILE", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--distributed", action="store_true",
-                   help="this process is one of several (jax.distributed): run the multi-device "
-                   "variants over every process's devices; see `python -m bench launch`")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="this process is one of several (jax.distributed): run the multi-device "
+        "variants over every process's devices; see `python -m bench launch`",
+    )
 
 
-TOML_KEYS = {"preset", "variants", "kernels", "layers", "depths", "width", "batch_sizes", "dtypes",
-             "devices", "backends", "scan_steps", "members", "dataset", "data_dir", "out",
-             "timeout", "no_peaks", "quiet"}
+TOML_KEYS = {
+    "preset",
+    "variants",
+    "kernels",
+    "layers",
+    "depths",
+    "width",
+    "batch_sizes",
+    "dtypes",
+    "devices",
+    "backends",
+    "scan_steps",
+    "members",
+    "dataset",
+    "data_dir",
+    "out",
+    "timeout",
+    "no_peaks",
+    "quiet",
+}
 
 
 def merge_config(args: argparse.Namespace) -> argparse.Namespace:
@@ -432,8 +543,9 @@ def merge_config(args: argparse.Namespace) -> argparse.Namespace:
     doc = doc.get("bench", doc)
     unknown = set(doc) - TOML_KEYS
     if unknown:
-        raise ValueError(f"--config {path}: unknown keys {sorted(unknown)}; "
-                         f"known: {sorted(TOML_KEYS)}")
+        raise ValueError(
+            f"--config {path}: unknown keys {sorted(unknown)}; known: {sorted(TOML_KEYS)}"
+        )
     for key, value in doc.items():
         if getattr(args, key, None) in (None, False):
             if key in ("variants", "kernels", "dtypes", "backends") and isinstance(value, str):
@@ -452,17 +564,30 @@ def grids_from(args: argparse.Namespace) -> list[plan.Grid]:
     if args.layers or args.depths:
         layers = [plan.parse_layers(x) for x in (args.layers or [])]
         layers += [(784, *([args.width] * d), 10) for d in (args.depths or [])]
-    for name, value in (("variants", args.variants), ("kernels", args.kernels),
-                        ("dtypes", args.dtypes)):
-        known = {"variants": plan.JAX_VARIANTS + plan.PEER_VARIANTS, "kernels": plan.KERNELS,
-                 "dtypes": plan.DTYPES}[name]
+    for name, value in (
+        ("variants", args.variants),
+        ("kernels", args.kernels),
+        ("dtypes", args.dtypes),
+    ):
+        known = {
+            "variants": plan.JAX_VARIANTS + plan.PEER_VARIANTS,
+            "kernels": plan.KERNELS,
+            "dtypes": plan.DTYPES,
+        }[name]
         bad = [v for v in value or [] if v not in known]
         if bad:
             raise ValueError(f"--{name} {','.join(bad)}: unknown; pick from {', '.join(known)}")
     if any(b < 1 for b in args.batch_sizes or []) or any(d < 1 for d in args.devices or []):
         raise ValueError("--batch-sizes and --devices must be positive integers")
-    return plan.override(grids, variants=args.variants, kernels=args.kernels, layers=layers,
-                         batch_sizes=args.batch_sizes, dtypes=args.dtypes, devices=args.devices)
+    return plan.override(
+        grids,
+        variants=args.variants,
+        kernels=args.kernels,
+        layers=layers,
+        batch_sizes=args.batch_sizes,
+        dtypes=args.dtypes,
+        devices=args.devices,
+    )
 
 
 def peers_missing_reason() -> str | None:
@@ -504,8 +629,11 @@ def main(args: argparse.Namespace) -> int:
         run_id = machine.run_id()
         run_dir = Path(args.out) if args.out else Path("reports") / run_id
         if (run_dir / "results.jsonl").exists():
-            print(f"error: {run_dir} already holds results; pick another --out or "
-                  f"finish it with --resume {run_dir}", file=sys.stderr)
+            print(
+                f"error: {run_dir} already holds results; pick another --out or "
+                f"finish it with --resume {run_dir}",
+                file=sys.stderr,
+            )
             return 2
     if args.dry_run:
         import tempfile
@@ -513,19 +641,29 @@ def main(args: argparse.Namespace) -> int:
         run_dir = Path(tempfile.mkdtemp(prefix="bench-dry-run-"))
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    wanted = (args.backends or old_meta.get("requested_backends") or "all")
+    wanted = args.backends or old_meta.get("requested_backends") or "all"
     requested = ["cpu", "gpu", "tpu"] if wanted == "all" else _csv(wanted)
     dtypes = sorted({d for g in grids for d in g.dtypes})
     quick = preset == "quick"
     probe, present, peaks = probe_and_peaks(
-        requested, dtypes, run_dir, quick=quick,
-        want_peaks=not (args.no_peaks or args.dry_run or old_meta.get("peaks")))
+        requested,
+        dtypes,
+        run_dir,
+        quick=quick,
+        want_peaks=not (args.no_peaks or args.dry_run or old_meta.get("peaks")),
+    )
     peaks = old_meta.get("peaks") or peaks
-    skipped = [{"what": f"backend {b}", "reason": i["error"]}
-               for b, i in probe["backends"].items() if "error" in i]
+    skipped = [
+        {"what": f"backend {b}", "reason": i["error"]}
+        for b, i in probe["backends"].items()
+        if "error" in i
+    ]
     if not present:
-        print(f"error: none of the backends {', '.join(requested)} is present here: "
-              + "; ".join(f"{s['what']}: {s['reason']}" for s in skipped), file=sys.stderr)
+        print(
+            f"error: none of the backends {', '.join(requested)} is present here: "
+            + "; ".join(f"{s['what']}: {s['reason']}" for s in skipped),
+            file=sys.stderr,
+        )
         return 2
 
     options: dict[str, dict[str, Any]] = {}
@@ -534,24 +672,34 @@ def main(args: argparse.Namespace) -> int:
     if args.members:
         options["ensemble"] = {"members": args.members}
     try:
-        specs, plan_skipped = plan.expand(grids, backends=present, options=options,
-                                          peers_missing=peers_missing_reason())
+        specs, plan_skipped = plan.expand(
+            grids, backends=present, options=options, peers_missing=peers_missing_reason()
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     skipped += plan_skipped
     if args.dry_run:
         for s in specs:
-            print(f"{s['grid']:<9} {s['variant']:<13} {s['kernel']:<7} "
-                  f"{','.join(map(str, s['layer_sizes'])):<22} b={s['batch_size']:<5} "
-                  f"{s['dtype']:<8} x{s['n_devices']} {s['backend']}")
+            print(
+                f"{s['grid']:<9} {s['variant']:<13} {s['kernel']:<7} "
+                f"{','.join(map(str, s['layer_sizes'])):<22} b={s['batch_size']:<5} "
+                f"{s['dtype']:<8} x{s['n_devices']} {s['backend']}"
+            )
         for s in plan_skipped:
             print(f"left out: {s['what']}: {s['reason']}")
         print(f"{len(specs)} configurations, {len(plan_skipped)} left out", file=sys.stderr)
         return 0
     todo = [s for s in specs if s["config_id"] not in done]
-    biggest = max((s["batch_size"] * max(s["options"].get("steps", 8), 1)
-                   if s["variant"] == "scan" else s["batch_size"] for s in specs), default=1)
+    biggest = max(
+        (
+            s["batch_size"] * max(s["options"].get("steps", 8), 1)
+            if s["variant"] == "scan"
+            else s["batch_size"]
+            for s in specs
+        ),
+        default=1,
+    )
 
     meta = {
         "schema_version": schema.SCHEMA_VERSION,
@@ -584,16 +732,26 @@ def main(args: argparse.Namespace) -> int:
     if args.write_run_dir:
         Path(args.write_run_dir).write_text(str(run_dir.resolve()) + "\n")
 
-    print(f"{len(todo)} configurations to run ({len(specs) - len(todo)} already done, "
-          f"{len(plan_skipped)} left out) on {', '.join(present)}; writing {run_dir}",
-          file=sys.stderr)
+    print(
+        f"{len(todo)} configurations to run ({len(specs) - len(todo)} already done, "
+        f"{len(plan_skipped)} left out) on {', '.join(present)}; writing {run_dir}",
+        file=sys.stderr,
+    )
     for s in skipped:
         if s["what"].startswith("backend") or "PyTorch" in s["reason"]:
             print(f"notice: {s['what']}: {s['reason']}", file=sys.stderr)
             break
-    sweep = Sweep(run_dir, run_id, settings, dataset=args.dataset or "fashion-mnist",
-                  data_dir=args.data_dir, n_examples=biggest,
-                  timeout=args.timeout or DEFAULT_TIMEOUT_S, peaks=peaks, quiet=args.quiet)
+    sweep = Sweep(
+        run_dir,
+        run_id,
+        settings,
+        dataset=args.dataset or "fashion-mnist",
+        data_dir=args.data_dir,
+        n_examples=biggest,
+        timeout=args.timeout or DEFAULT_TIMEOUT_S,
+        peaks=peaks,
+        quiet=args.quiet,
+    )
     progress = _progress(len(todo), args.quiet)
     interrupted = False
     try:
@@ -609,8 +767,11 @@ def main(args: argparse.Namespace) -> int:
     if (run_dir / "results.jsonl").exists():
         write_csv(run_dir)
     c = sweep.counts
-    print(f"{c['ok']} ok, {c['error']} error, {c['timeout']} timeout, {c['skipped']} skipped; "
-          f"results in {run_dir}", file=sys.stderr)
+    print(
+        f"{c['ok']} ok, {c['error']} error, {c['timeout']} timeout, {c['skipped']} skipped; "
+        f"results in {run_dir}",
+        file=sys.stderr,
+    )
     if interrupted:
         print(f"interrupted: finish with  python -m bench run --resume {run_dir}", file=sys.stderr)
         return 130
@@ -619,8 +780,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     tmp = run_dir / "metadata.json.tmp"
-    tmp.write_text(json.dumps({k: schema.clean(v) if not isinstance(v, dict) else v
-                               for k, v in meta.items()}, indent=1, default=str))
+    tmp.write_text(
+        json.dumps(
+            {k: schema.clean(v) if not isinstance(v, dict) else v for k, v in meta.items()},
+            indent=1,
+            default=str,
+        )
+    )
     tmp.replace(run_dir / "metadata.json")
 
 

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -47,8 +48,14 @@ class Settings:
         if name == "quick":
             return cls(budget_s=0.12, sync_budget_s=0.05, min_samples=5, min_sync_samples=3)
         if name == "full":
-            return cls(warmup_calls=3, min_sample_s=0.02, budget_s=2.0, min_samples=15,
-                       sync_budget_s=1.0, min_sync_samples=10)
+            return cls(
+                warmup_calls=3,
+                min_sample_s=0.02,
+                budget_s=2.0,
+                min_samples=15,
+                sync_budget_s=1.0,
+                min_sync_samples=10,
+            )
         return cls()
 
 
@@ -68,7 +75,9 @@ def calibrate(call, sync, state, min_sample_s: float, max_loops: int = 1 << 20):
         if elapsed >= min_sample_s or k >= max_loops:
             return k, state
         # jump close to the target, then keep doubling
-        k = min(max_loops, max(2 * k, 1 << int(np.ceil(np.log2(min_sample_s / max(elapsed, 1e-9) * k)))))
+        k = min(
+            max_loops, max(2 * k, 1 << int(np.ceil(np.log2(min_sample_s / max(elapsed, 1e-9) * k))))
+        )
 
 
 def steady_state(
@@ -222,11 +231,12 @@ def hlo_counts(hlo_text: str) -> dict[str, int]:
     in_fused = False
     for line in hlo_text.splitlines():
         stripped = line.strip()
-        if stripped.endswith("{") and ("computation" in stripped or stripped.startswith("%")
-                                       or stripped.startswith("ENTRY")):
+        if stripped.endswith("{") and (
+            "computation" in stripped or stripped.startswith("%") or stripped.startswith("ENTRY")
+        ):
             head = stripped.split(" ", 2)
             name = head[1] if head[0] == "ENTRY" else head[0]
-            in_fused = "fused" in name or "fusion" in name and not stripped.startswith("ENTRY")
+            in_fused = "fused" in name or ("fusion" in name and not stripped.startswith("ENTRY"))
             continue
         if stripped == "}":
             in_fused = False
@@ -242,7 +252,7 @@ class CompileCounter:
     """Counts backend compiles reported through ``jax.monitoring`` while active."""
 
     _lock = threading.Lock()
-    _active: list[CompileCounter] = []
+    _active: typing.ClassVar[list[CompileCounter]] = []
     _registered = False
 
     def __init__(self) -> None:

@@ -65,7 +65,9 @@ class Worker:
         given = {k: v for k, v in (req.get("settings") or {}).items() if k in fields}
         self.settings = timing.Settings(**given)
         self.images, self.labels, self.dataset = load_examples(
-            req.get("dataset", "fashion-mnist"), req.get("data_dir"), int(req.get("n_examples", 8192))
+            req.get("dataset", "fashion-mnist"),
+            req.get("data_dir"),
+            int(req.get("n_examples", 8192)),
         )
         return {"event": "ready", "dataset": self.dataset, "pid": os.getpid()}
 
@@ -83,7 +85,7 @@ class Worker:
 
                 row.update(peers.measure(spec, self.images, self.labels, self.settings))
             row["status"] = "ok"
-        except Exception as e:  # noqa: BLE001 - any failure of one configuration is a row
+        except Exception as e:
             skipped = type(e).__name__ == "PeerUnavailable"
             row["status"] = "skipped" if skipped else "error"
             row["error"] = str(e) if skipped else f"{type(e).__name__}: {e}"
@@ -141,10 +143,15 @@ def load_examples(name: str, data_dir: str | None, n: int):
         where = data.locate(name, data_dir, download=False)
         x, y, _, _ = data.load_dataset(name, data_dir, n_train=n, n_test=1, download=False)
         info = {"name": name, "real": bool(where.get("real", True)), "source": where.get("source")}
-    except Exception as e:  # noqa: BLE001 - fall back to synthetic pixels, recorded
+    except Exception as e:
         x, y, _, _ = data.load_dataset("synthetic", n_train=n, n_test=1)
-        info = {"name": "synthetic", "real": False, "source": None, "wanted": name,
-                "why": str(e).splitlines()[0][:300]}
+        info = {
+            "name": "synthetic",
+            "real": False,
+            "source": None,
+            "wanted": name,
+            "why": str(e).splitlines()[0][:300],
+        }
     return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32), info
 
 
@@ -164,7 +171,7 @@ def probe(backends: list[str]) -> dict[str, Any]:
         try:
             stats = devs[0].memory_stats() or {}
             mem = stats.get("bytes_limit")
-        except Exception:  # noqa: BLE001
+        except Exception:
             mem = None
         found[b] = {
             "platform_version": getattr(devs[0].client, "platform_version", b),
@@ -201,8 +208,9 @@ def main() -> int:
             elif op == "peaks":
                 from .measure import measure_peaks
 
-                peaks = measure_peaks(req["backend"], req.get("dtypes") or ["float32"],
-                                      quick=bool(req.get("quick")))
+                peaks = measure_peaks(
+                    req["backend"], req.get("dtypes") or ["float32"], quick=bool(req.get("quick"))
+                )
                 emit({"event": "peaks", "backend": req["backend"], "peaks": peaks})
             elif op == "measure":
                 emit({"event": "start", "config_id": req.get("config_id")})
@@ -211,9 +219,14 @@ def main() -> int:
                 break
             else:
                 emit({"event": "error", "error": f"unknown op {op!r}"})
-        except Exception as e:  # noqa: BLE001 - report, keep serving
-            emit({"event": "error", "error": f"{type(e).__name__}: {e}",
-                  "traceback": traceback.format_exc(limit=8)})
+        except Exception as e:
+            emit(
+                {
+                    "event": "error",
+                    "error": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc(limit=8),
+                }
+            )
     return 0
 
 
