@@ -19,6 +19,8 @@ PEER_VARIANTS = ("torch-eager", "torch-compile", "numpy")
 PEER_FRAMEWORK = {"torch-eager": "torch", "torch-compile": "torch", "numpy": "numpy"}
 MULTI_DEVICE = {"pmap", "sharded", "shard_map", "sharded_tp"}
 KERNELS = ("update", "predict")
+#: every kernel: ``epoch`` (a whole training epoch) only where a grid asks for it.
+ALL_KERNELS = (*KERNELS, "epoch")
 DTYPES = ("float32", "bfloat16")
 PRESETS = ("quick", "default", "full")
 
@@ -82,6 +84,9 @@ def preset(name: str) -> list[Grid]:
                 devices=(2, 4),
             ),
             Grid("depth", JAX_VARIANTS, ("update",), _depth_layers((1, 2, 4, 8), 512), (128,)),
+            # a whole Fashion-MNIST epoch: the notebook's loop against the fused one
+            Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG,), (128,)),
+            Grid("epoch", ("scan",), ("epoch",), (DEEP,), (128,)),
         ]
     if name == "full":
         batches = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192)
@@ -117,6 +122,7 @@ def preset(name: str) -> list[Grid]:
                 tuple((784, w, w, 10) for w in (64, 128, 256, 512, 1024, 2048, 4096)),
                 (1024,),
             ),
+            Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG, DEEP), (128, 1024)),
         ]
     raise ValueError(f"unknown preset {name!r}; pick one of {', '.join(PRESETS)}")
 
@@ -179,8 +185,8 @@ def expand(
                 raise ValueError(
                     f"unknown variant {variant!r}; known: {', '.join(JAX_VARIANTS + PEER_VARIANTS)}"
                 )
-            if kernel not in KERNELS:
-                raise ValueError(f"unknown kernel {kernel!r}; pick from {', '.join(KERNELS)}")
+            if kernel not in ALL_KERNELS:
+                raise ValueError(f"unknown kernel {kernel!r}; pick from {', '.join(ALL_KERNELS)}")
             if dtype not in DTYPES:
                 raise ValueError(f"unknown dtype {dtype!r}; pick from {', '.join(DTYPES)}")
             if n > 1 and variant not in MULTI_DEVICE:
@@ -218,6 +224,8 @@ def _why_not(variant, kernel, sizes, batch, n, backend, info, peers_missing) -> 
         if PEER_FRAMEWORK[variant] == "torch" and peers_missing:
             return peers_missing
         return None
+    if kernel == "epoch" and (variant not in ("jit", "scan") or n != 1):
+        return "the epoch kernel is the notebook's loop (jit) or the fused epoch (scan), 1 device"
     if variant == "scan" and kernel == "predict":
         return "scan fuses SGD steps; its predict is the jit variant's (measured there)"
     if variant in MULTI_DEVICE:

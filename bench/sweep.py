@@ -571,7 +571,7 @@ def grids_from(args: argparse.Namespace) -> list[plan.Grid]:
     ):
         known = {
             "variants": plan.JAX_VARIANTS + plan.PEER_VARIANTS,
-            "kernels": plan.KERNELS,
+            "kernels": plan.ALL_KERNELS,
             "dtypes": plan.DTYPES,
         }[name]
         bad = [v for v in value or [] if v not in known]
@@ -700,6 +700,8 @@ def main(args: argparse.Namespace) -> int:
         ),
         default=1,
     )
+    if any(s["kernel"] == "epoch" for s in specs):
+        biggest = 60000  # a whole training set
 
     meta = {
         "schema_version": schema.SCHEMA_VERSION,

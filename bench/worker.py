@@ -76,7 +76,11 @@ class Worker:
         t0 = time.perf_counter()
         try:
             inject_fault(spec)
-            if spec.get("framework", "jax") == "jax":
+            if spec["kernel"] == "epoch":
+                from .epoch import measure_epoch
+
+                row.update(measure_epoch(spec, self.images, self.labels, self.settings))
+            elif spec.get("framework", "jax") == "jax":
                 from .measure import measure
 
                 row.update(measure(spec, self.images, self.labels, self.settings, devices=devices))

@@ -304,7 +304,7 @@ def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
     # pmap takes arrays with a leading device axis; shard that axis over the devices so the
     # call finds every slice where it runs.
-    leading = NamedSharding(jax.sharding.Mesh(np.array(devices), ("pmap",)), P("pmap"))
+    leading = NamedSharding(jax.sharding.Mesh(np.array(devices), ("batch",)), P("batch"))
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
