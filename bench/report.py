@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import plots, schema, tables
+from . import plots, schema, tables, targets
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
@@ -269,6 +269,19 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     sec = Section("Versus peers")
     table(sec, "peers", "versus peers", tables.peers(df), tables.NO_PEERS)
     plot(sec, "peers", "versus peers", plots.peers)
+    sections.append(sec)
+
+    sec = Section("Targets")
+    sec.blocks.append(
+        Block(
+            "note",
+            text="The performance targets (see bench/targets.py): mnist_kernels against "
+            "torch-eager, the deep net against the measured peak, logistic regression against "
+            "the bandwidth bound, the fused epoch against the notebook's loop and the compute "
+            "bound.",
+        )
+    )
+    table(sec, "targets", "performance targets", targets.evaluate(df), "no rows with status ok")
     sections.append(sec)
 
     sec = Section("Across machines")
