@@ -12,6 +12,7 @@ adds the identifying columns and ``bench.sweep`` the ones derived from the machi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -141,7 +142,13 @@ def measure(
     state = call(state)
     sync(state)
     with timing.CompileCounter.counting() as counter:
-        figures, state = timing.steady_state(call, sync, state, settings)
+        # that call was the first warm-up: it compiled whatever jit's cache still lacked
+        figures, state = timing.steady_state(
+            call,
+            sync,
+            state,
+            dataclasses.replace(settings, warmup_calls=max(settings.warmup_calls, 2)),
+        )
     jax.block_until_ready(state)
 
     row = {

@@ -598,7 +598,29 @@ def peers_missing_reason() -> str | None:
     return None
 
 
+def resumed_args(args: argparse.Namespace) -> argparse.Namespace:
+    """``--resume DIR``: the interrupted run's own arguments (from its metadata), so it finishes
+    the sweep it started; ``--timeout`` and ``--quiet`` given now still apply."""
+    try:
+        meta = schema.load_metadata(args.resume)
+    except (FileNotFoundError, schema.SchemaError):
+        return args  # main() reports it
+    argv = meta.get("argv")
+    if not isinstance(argv, list):
+        return args
+    parser = argparse.ArgumentParser(prog="python -m bench run")
+    add_arguments(parser)
+    old = parser.parse_args(argv)
+    old.resume, old.out = args.resume, None
+    old.timeout = args.timeout or old.timeout
+    old.quiet = args.quiet or old.quiet
+    old.write_run_dir = args.write_run_dir
+    return old
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.resume:
+        args = resumed_args(args)
     try:
         args = merge_config(args)
         grids = grids_from(args)
@@ -716,6 +738,7 @@ def main(args: argparse.Namespace) -> int:
         "start_time": old_meta.get("start_time", started),
         "end_time": None,
         "command": old_meta.get("command") or shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
+        "argv": old_meta.get("argv") or run_argv(),
         "preset": preset,
         "requested_backends": wanted,
         "peaks": peaks,
@@ -778,6 +801,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"interrupted: finish with  python -m bench run --resume {run_dir}", file=sys.stderr)
         return 130
     return 0
+
+
+def run_argv() -> list[str]:
+    """This process's ``bench run`` arguments (after the subcommand), for ``--resume``."""
+    argv = sys.argv[1:]
+    return argv[argv.index("run") + 1 :] if "run" in argv else argv
 
 
 def _write_meta(run_dir: Path, meta: dict[str, Any]) -> None:

@@ -96,13 +96,12 @@ def steady_state(
     (``samples_s``: per-call times of the pipelined samples; ``sync_samples_s``: one call each).
     """
     s = settings
-    slowest_warmup = 0.0
-    for _ in range(s.warmup_calls):
-        elapsed, state = _timed(call, sync, state, 1)
-        slowest_warmup = max(slowest_warmup, elapsed)
-        if elapsed >= SLOW_CALL_S:  # one warm-up is enough for a call this long
+    last = 0.0
+    for i in range(s.warmup_calls):
+        last, state = _timed(call, sync, state, 1)
+        if i > 0 and last >= SLOW_CALL_S:  # the first may have compiled; this one is warm
             break
-    if slowest_warmup >= s.min_sample_s:
+    if s.warmup_calls > 1 and last >= s.min_sample_s:
         loops = 1  # one call already lasts a sample: no calibration needed
     else:
         loops, state = calibrate(call, sync, state, s.min_sample_s)
