@@ -110,3 +110,22 @@ def tool_version() -> str:
         return version("mnist-kernels-bench")
     except Exception:
         return "unknown"
+
+
+def base_metadata(run_id: str, probe: dict[str, Any], backends: dict[str, Any]) -> dict[str, Any]:
+    """The metadata every run records: schema, versions, machine, checkout, fingerprint."""
+    from .schema import SCHEMA_VERSION
+
+    info = cpu()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "tool_version": tool_version(),
+        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy")},
+        "backends": backends,
+        "cpu": info,
+        "env": env(),
+        "git": git(),
+        "host": os.uname().nodename,
+        "hardware_fingerprint": fingerprint(info, backends),
+    }

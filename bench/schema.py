@@ -76,6 +76,7 @@ COLUMNS: dict[str, str] = {
     "step_ci_high_s": "95% confidence interval of the median, high end (s)",
     "n_samples": "number of timed samples",
     "loops_per_sample": "calls per sample before one block_until_ready",
+    "step_median_max_s": "slowest process's median step time (multi-process runs) (s)",
     "sync_step_median_s": "median step time with a sync after every call (s)",
     "dispatch_overhead_s": "sync_step_median_s - step_median_s (s)",
     "examples_per_s": "examples processed per second (all models of an ensemble)",

@@ -726,15 +726,7 @@ def main(args: argparse.Namespace) -> int:
         biggest = 60000  # a whole training set
 
     meta = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "run_id": run_id,
-        "tool_version": machine.tool_version(),
-        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy")},
-        "backends": present,
-        "cpu": machine.cpu(),
-        "env": machine.env(),
-        "git": machine.git(),
-        "host": os.uname().nodename,
+        **machine.base_metadata(run_id, probe, present),
         "start_time": old_meta.get("start_time", started),
         "end_time": None,
         "command": old_meta.get("command") or shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
@@ -750,7 +742,6 @@ def main(args: argparse.Namespace) -> int:
         "settings": vars_of(settings),
         "configurations": len(specs),
     }
-    meta["hardware_fingerprint"] = machine.fingerprint(meta["cpu"], present)
     if args.resume:
         meta["resumed"] = [*old_meta.get("resumed", []), started]
     _write_meta(run_dir, meta)

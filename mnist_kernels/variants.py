@@ -214,7 +214,65 @@ def _check_divisible(batch_size: int, n: int, what: str = "devices") -> None:
 
 
 def _host(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    if any(_spans_processes(a) for a in jax.tree.leaves(params)):
+        return [(_gather(w), _gather(b)) for w, b in params]
     return [(np.asarray(w), np.asarray(b)) for w, b in jax.device_get(params)]
+
+
+# --------------------------------------------------------------------------- placement
+#
+# Under ``jax.distributed`` a mesh spans every process's devices and no process can address
+# all of them. Each process then passes the same global value to ``place`` and contributes
+# only its own slice: ``jax.make_array_from_process_local_data``. In one process these are
+# plain ``jax.device_put`` calls.
+
+
+def _spans_processes(x: Any) -> bool:
+    return isinstance(x, jax.Array) and not x.is_fully_addressable
+
+
+def _gather(x: Any) -> np.ndarray:
+    """A global array as a NumPy array on every process (a collective when it is sharded)."""
+    if not _spans_processes(x) or x.is_fully_replicated:
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _process_block(shape: tuple[int, ...], sharding: Any) -> tuple[slice, ...] | None:
+    """The block of a global array this process's devices hold, or None if it is not one."""
+    block = []
+    indices = list(sharding.addressable_devices_indices_map(shape).values())
+    for d, size in enumerate(shape):
+        ranges = {idx[d].indices(size)[:2] for idx in indices}
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if sum(b - a for a, b in ranges) != hi - lo:
+            return None  # this process's pieces do not tile one block
+        block.append(slice(lo, hi))
+    return tuple(block)
+
+
+def _put_one(x: Any, sharding: Any) -> jax.Array:
+    if sharding.is_fully_addressable:
+        return jax.device_put(x, sharding)
+    x = np.asarray(x)
+    block = _process_block(x.shape, sharding)
+    if block is None:
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.make_array_from_process_local_data(sharding, x[block], x.shape)
+
+
+def _put(tree: Any, sharding: Any) -> Any:
+    """``jax.device_put(tree, sharding)`` that also works for a mesh spanning processes.
+
+    ``sharding`` is one sharding for every leaf or a tree of them shaped like ``tree``.
+    """
+    if all(s.is_fully_addressable for s in jax.tree.leaves(sharding)):
+        return jax.device_put(tree, sharding)
+    if isinstance(sharding, jax.sharding.Sharding):
+        return jax.tree.map(lambda a: _put_one(a, sharding), tree)
+    return jax.tree.map(_put_one, tree, sharding)
 
 
 def _host_params(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -310,17 +368,23 @@ def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
         _check_params(params, batch)
         _check_divisible(np.shape(batch[0])[0], n)
         split = jax.tree.map(lambda a: np.reshape(a, (n, -1, *np.shape(a)[1:])), batch)
-        placed_batch = jax.device_put(split, leading)
+        placed_batch = _put(split, leading)
         if params is None:
             return None, placed_batch
         stacked = [(np.stack([w] * n), np.stack([b] * n)) for w, b in _host_params(params)]
-        return jax.device_put(stacked, leading), placed_batch
+        return _put(stacked, leading), placed_batch
 
     def predict(params: Any, inputs: Any) -> jax.Array:
         out = predict_fn(params, inputs)
         return out.reshape(-1, out.shape[-1])
 
     def to_host(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        if any(_spans_processes(a) for a in jax.tree.leaves(params)):
+            # every device holds a replica: this process's first one
+            first = [
+                (w.addressable_shards[0].data, b.addressable_shards[0].data) for w, b in params
+            ]
+            return [(np.asarray(w)[0], np.asarray(b)[0]) for w, b in first]
         return [(np.asarray(w[0]), np.asarray(b[0])) for w, b in jax.device_get(params)]
 
     return Kernel(
@@ -338,10 +402,10 @@ def _place_data_parallel(
     _check_params(params, batch)
     n = mesh.shape["batch"]
     _check_divisible(np.shape(batch[0])[0], n)
-    placed_batch = jax.device_put(batch, NamedSharding(mesh, P("batch")))
+    placed_batch = _put(batch, NamedSharding(mesh, P("batch")))
     if params is None:
         return None, placed_batch
-    return jax.device_put(_host_params(params), NamedSharding(mesh, P())), placed_batch
+    return _put(_host_params(params), NamedSharding(mesh, P())), placed_batch
 
 
 @register("sharded")
@@ -573,11 +637,11 @@ def _sharded_tp(
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
         _check_divisible(np.shape(batch[0])[0], n // mp, "data-parallel groups")
-        placed_batch = jax.device_put(batch, NamedSharding(mesh, P("batch")))
+        placed_batch = _put(batch, NamedSharding(mesh, P("batch")))
         if params is None:
             return None, placed_batch
         host = _host_params(params)
-        return jax.device_put(host, shardings(model.layer_sizes_of(host))), placed_batch
+        return _put(host, shardings(model.layer_sizes_of(host))), placed_batch
 
     return Kernel(
         "sharded_tp",
