@@ -81,7 +81,8 @@ COLUMNS: dict[str, str] = {
     "dispatch_overhead_s": "sync_step_median_s - step_median_s (s)",
     "examples_per_s": "examples processed per second (all models of an ensemble)",
     "flops": "analytic matmul FLOPs of one step",
-    "xla_flops": "FLOPs from compiled.cost_analysis() per step (may be missing or wrong)",
+    "xla_flops": "FLOPs from compiled.cost_analysis(), all devices, one step (XLA counts a loop "
+    "body once; may be missing or wrong on some backends)",
     "flops_per_s": "flops / step_median_s",
     "bytes_accessed": "bytes accessed from compiled.cost_analysis() per step",
     "min_bytes": "bytes one step must move at least: batch read once, params read and written",

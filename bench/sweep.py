@@ -240,6 +240,14 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line a kill left half-written, so resumed rows start on a line of their own."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def write_csv(run_dir: Path) -> Path:
     df = schema.load(run_dir)
     df = df.drop(columns=[c for c in ("traceback",) if c in df.columns])
@@ -645,6 +653,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: --resume {run_dir}: {e}", file=sys.stderr)
             return 2
         if (run_dir / "results.jsonl").exists():
+            drop_torn_tail(run_dir / "results.jsonl")
             done = {r.get("config_id") for r in schema.read_rows(run_dir / "results.jsonl")}
         run_id = old_meta["run_id"]
     else:
