@@ -24,6 +24,11 @@ ALL_KERNELS = (*KERNELS, "epoch")
 DTYPES = ("float32", "bfloat16")
 PRESETS = ("quick", "default", "full")
 
+#: examples one ``scan`` call holds at most when ``--scan-steps`` is not given: scan fuses steps to
+#: amortise dispatch, which only matters at small batches; at large ones a long call only
+#: slows the sweep (S = 8 up to batch 1024, then 4 at 2048 and 2 at 4096 and above).
+SCAN_EXAMPLES_PER_CALL = 8192
+
 LOGREG = (784, 10)
 DEEP = (784, 1024, 1024, 10)
 
@@ -60,13 +65,13 @@ def preset(name: str) -> list[Grid]:
             Grid("depth", ("jit",), ("update",), _depth_layers((1, 2, 4), 128), (128,)),
         ]
     if name == "default":
-        eager = tuple(v for v in every if v != "torch-compile")
+        # ensemble trains K models per step (K times the work): fewer batch sizes
+        eager = tuple(v for v in every if v not in ("torch-compile", "ensemble"))
         return [
             Grid("batch", eager, KERNELS, (LOGREG, DEEP), (1, 32, 128, 1024, 4096)),
-            # torch.compile costs seconds per shape: its update at the issue's batch sizes only
-            Grid(
-                "compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (32, 128, 1024, 4096)
-            ),
+            Grid("batch", ("ensemble",), KERNELS, (LOGREG, DEEP), (1, 128, 1024)),
+            # torch.compile costs seconds per shape: its update at a small and a large batch
+            Grid("compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (128, 4096)),
             Grid(
                 "bfloat16",
                 ("jit", "torch-eager"),
@@ -79,8 +84,16 @@ def preset(name: str) -> list[Grid]:
                 "devices",
                 tuple(sorted(MULTI_DEVICE)),
                 ("update",),
-                (LOGREG, DEEP),
+                (LOGREG,),
                 (128, 4096),
+                devices=(2, 4),
+            ),
+            Grid(
+                "devices",
+                tuple(sorted(MULTI_DEVICE)),
+                ("update",),
+                (DEEP,),
+                (128, 1024),
                 devices=(2, 4),
             ),
             Grid("depth", JAX_VARIANTS, ("update",), _depth_layers((1, 2, 4, 8), 512), (128,)),
@@ -207,13 +220,25 @@ def expand(
                 "backend": backend,
                 "device_kind": info.get("device_kind"),
                 "lr": lr,
-                "options": dict(options.get(variant, {})),
+                "options": _options(variant, kernel, batch, options),
                 "grid": g.name,
             }
             row = dict(spec, layer_sizes=",".join(map(str, sizes)))
             spec["config_id"] = config_id(row)
             specs.setdefault(spec["config_id"], spec)
     return list(specs.values()), [{"what": w, "reason": r} for w, r in skipped.items()]
+
+
+def scan_steps(batch: int) -> int:
+    """Default SGD steps per ``scan`` call at this batch size (see SCAN_EXAMPLES_PER_CALL)."""
+    return max(2, min(8, SCAN_EXAMPLES_PER_CALL // max(batch, 1)))
+
+
+def _options(variant, kernel, batch, options) -> dict[str, Any]:
+    opts = dict(options.get(variant, {}))
+    if variant == "scan" and kernel == "update":
+        opts.setdefault("steps", scan_steps(batch))
+    return opts
 
 
 def _why_not(variant, kernel, sizes, batch, n, backend, info, peers_missing) -> str | None:

@@ -413,3 +413,27 @@ def test_dry_run_lists_without_running():
     r = bench_run("--quick", "--variants", "jit,scan", "--kernels", "update,predict", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "scan predict" in r.stdout and "left out" in r.stdout
+
+
+def test_default_preset_covers_the_product_and_scan_steps_shrink_at_large_batches():
+    from bench import plan
+
+    backends = {"cpu": {"device_kind": "cpu", "device_count": 1}}
+    specs, _ = plan.expand(plan.preset("default"), backends=backends)
+    variants = {s["variant"] for s in specs}
+    assert set(plan.JAX_VARIANTS) | set(plan.PEER_VARIANTS) <= variants
+    assert {s["n_devices"] for s in specs} == {1, 2, 4}
+    assert {s["batch_size"] for s in specs} >= {1, 32, 128, 1024, 4096}
+    steps = {
+        s["batch_size"]: s["options"]["steps"]
+        for s in specs
+        if s["variant"] == "scan" and s["kernel"] == "update"
+    }
+    assert steps[128] == 8 and steps[1024] == 8 and steps[4096] == 2
+    # an explicit --scan-steps wins at every batch size
+    specs, _ = plan.expand(
+        plan.preset("default"), backends=backends, options={"scan": {"steps": 3}}
+    )
+    assert {
+        s["options"]["steps"] for s in specs if s["variant"] == "scan" and s["kernel"] == "update"
+    } == {3}
