@@ -36,14 +36,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import compare, machine, plan, schema, sweep, timing
 from .sweep import WorkerDied, WorkerProcess, WorkerTimeout
+from .timing import merge_repeats
 
 DEFAULT_MAX_FOREIGN_LOAD = 0.05  # of all CPUs: a measurement under more is done again
 DEFAULT_RETRIES = 3
-POOL_TOLERANCE = 1.05  # passes within 5% of a side's fastest are pooled; slower ones dropped
 MARKER = "ab.json"  # written first into OUT: a directory holding it may be cleared by a rerun
 Spec = Row = dict[str, Any]
 
@@ -280,37 +278,6 @@ class Interleaved:
                 arm.worker = None
 
 
-def merge_repeats(rows: list[Row]) -> Row:
-    """One row from a side's passes over one configuration: its fastest passes, pooled.
-
-    Other jobs and slow spells of the machine only ever make a measurement slower, so the
-    passes whose median is within ``POOL_TOLERANCE`` of the fastest are the undisturbed ones;
-    their samples are pooled. Both sides are picked by the same rule, each blind to the other.
-    The row also lists every pass's median (``pass_medians_s``) and the ones kept (from 0).
-    """
-    ok = [r for r in rows if r.get("status") == "ok"]
-    if len(rows) == 1 or not ok:
-        return rows[-1]
-    medians = [r.get("step_median_s") if r.get("status") == "ok" else None for r in rows]
-    best = min(m for m in medians if m is not None)
-    kept = [i for i, m in enumerate(medians) if m is not None and m <= POOL_TOLERANCE * best]
-    out = dict(rows[kept[0]])
-    samples = [v for i in kept for v in rows[i].get("samples_s") or []]
-    sync = [v for i in kept for v in rows[i].get("sync_samples_s") or []]
-    if samples:
-        loops = int(out.get("loops_per_sample") or 1)
-        out.update(timing.per_step(timing.summarize(samples, sync, loops), 1))
-    for key in ("trace_s", "lower_s", "compile_s", "first_call_s"):
-        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
-        out[key] = float(np.median(values)) if values else out.get(key)
-    loads = [r["foreign_load"] for r in ok if r.get("foreign_load") is not None]
-    out["foreign_load"] = max(loads, default=None)
-    out["load_retries"] = sum(int(r.get("load_retries") or 0) for r in rows)
-    out["wall_s"] = sum(float(r.get("wall_s") or 0.0) for r in rows)
-    out.update(repeats=len(rows), repeats_ok=len(ok), passes_kept=kept, pass_medians_s=medians)
-    return out
-
-
 def common_metadata(probe: dict[str, Any], present: dict[str, Any], **fields: Any) -> dict:
     """The keys of ``metadata.json`` both arms share (``bench run``'s), plus ``fields``."""
     devices = sum(int(i.get("device_count", 0)) for i in present.values())
@@ -491,6 +458,7 @@ def run_compare(args: argparse.Namespace, out: Path) -> int:
     paths = [str(out / "base"), str(out / "head")]
     files = ["--markdown", str(out / "compare.md"), "--json", str(out / "compare.json")]
     cargs = p.parse_args(paths + files)
+    cargs.paired = True  # interleaved: both sides saw the same machine at the same time
     for action in p._actions:
         if set(action.option_strings) & set(COMPARE_FLAGS):
             setattr(cargs, action.dest, getattr(args, action.dest))

@@ -294,6 +294,7 @@ class RowResult:
     p: float | None = None
     n_base: int = 0
     n_cur: int = 0
+    p_passes: float | None = None
     compile_base_s: float | None = None
     compile_cur_s: float | None = None
     compile_ratio: float | None = None
@@ -323,6 +324,9 @@ class Settings:
     allow_different_hardware: bool = False
     n_boot: int = 2000
     confidence: float = 0.95
+    #: the sides were measured interleaved (``bench ab``): both saw the same machine at the same
+    #: time, so the sample-level test stands alone. Separate runs also need their passes apart.
+    paired: bool = False
 
 
 @dataclasses.dataclass
@@ -398,6 +402,8 @@ def _compare_row(
         res.base_median_s, res.cur_median_s = cmp.base_median, cmp.cur_median
         res.ratio, res.ci_low, res.ci_high = cmp.ratio, cmp.ci_low, cmp.ci_high
         res.p, res.n_base, res.n_cur = cmp.p, cmp.n_base, cmp.n_cur
+        if not s.paired and res.verdict in (stats.SLOWER, stats.FASTER):
+            _check_passes(res, b, c, s)
     else:
         res.base_median_s, res.cur_median_s = bm, cm
         if bm and cm is not None:
@@ -420,6 +426,32 @@ def _compare_row(
             continue
         res.figures.append(FigureChange(metric, bv, cv, tol, not _close(bv, cv, tol)))
     return res
+
+
+def _pass_medians(row: dict[str, Any]) -> list[float]:
+    values = row.get("pass_medians_s")
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        return []
+    return [float(m) for m in values if _num(m) is not None]
+
+
+def _check_passes(res: RowResult, b: dict[str, Any], c: dict[str, Any], s: Settings) -> None:
+    """Separate runs: a process can be slow as a whole (a shared machine, memory placement),
+    which the samples of one process cannot show. With several passes a side (``bench run
+    --repeats``), the verdict stands only if the passes' medians differ too (Mann-Whitney U
+    over the process medians; 5 passes a side can reach p < 0.01, 3 cannot)."""
+    bp, cp = _pass_medians(b), _pass_medians(c)
+    if len(bp) < 2 or len(cp) < 2:
+        return
+    res.p_passes = stats.mann_whitney_p(bp, cp)
+    if res.p_passes < s.alpha:
+        return
+    res.note = (
+        f"{res.verdict} by the samples, but the {len(bp)} + {len(cp)} process medians overlap "
+        f"(p={res.p_passes:.2g}): within the noise between processes"
+        + ("; 5 passes a side can show a difference" if min(len(bp), len(cp)) < 5 else "")
+    )
+    res.verdict = stats.SAME
 
 
 def _config(row: dict[str, Any]) -> dict[str, Any]:
@@ -645,6 +677,33 @@ def _rule(rep: Report) -> str:
         f"(at least {s.min_samples} samples a side); compile: ratio > {s.compile_factor:g}; "
         "deterministic figures: counts exact, flops/bytes/memory within 1e-6 relative; "
         f"failing on: {', '.join(s.fail_on) or 'nothing'}"
+        + (
+            ""
+            if s.paired
+            else "; separate runs: with several passes a side (bench run --repeats), the "
+            "process medians must differ too"
+        )
+    )
+
+
+def single_pass_warning(rep: Report) -> str | None:
+    """Separate runs of one pass: say that noise between processes went unmeasured."""
+    if rep.settings.paired or rep.timing != "pipelined":
+        return None
+    single = [
+        name
+        for name, side in (("BASELINE", rep.baseline), ("CURRENT", rep.current))
+        if "pass_medians_s" not in side.rows.columns
+        or not any(
+            len(_pass_medians({"pass_medians_s": v})) >= 2 for v in side.rows["pass_medians_s"]
+        )
+    ]
+    if not single:
+        return None
+    return (
+        f"note: {' and '.join(single)} measured each configuration in one process: a process "
+        "that runs slow as a whole on a shared machine looks like a regression. For a gate, "
+        "use `python -m bench ab` (interleaved), or `bench run --repeats 5` on both sides."
     )
 
 
@@ -797,6 +856,7 @@ def to_json(rep: Report) -> dict[str, Any]:
             "ci_low": r.ci_low,
             "ci_high": r.ci_high,
             "p": r.p,
+            "p_passes": r.p_passes,
             "n_base": r.n_base,
             "n_cur": r.n_cur,
             "compile": {
@@ -990,6 +1050,9 @@ def main(args: argparse.Namespace) -> int:
             "from the same machine (gating as if they did)",
             file=sys.stderr,
         )
+    note = single_pass_warning(rep)
+    if note:
+        print(note, file=sys.stderr)
     print(format_table(rep))
     try:
         if args.markdown:
@@ -1038,5 +1101,6 @@ def _run(args: argparse.Namespace) -> Report:
         fail_on=tuple(args.fail_on),
         allow_different_hardware=args.allow_different_hardware,
         n_boot=args.bootstrap,
+        paired=getattr(args, "paired", False),
     )
     return compare(base, current, settings)

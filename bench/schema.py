@@ -97,6 +97,9 @@ COLUMNS: dict[str, str] = {
     "hlo_fusions": "fusion instructions in the optimized HLO",
     "recompiles": "backend compiles during the steady-state samples (must be 0)",
     "wall_s": "wall time spent on this configuration (s)",
+    "repeats": "passes measured, each in a fresh process (`--repeats`; empty: one)",
+    "passes_kept": "the passes pooled into this row: those within 5% of the fastest (from 0)",
+    "pass_medians_s": "each pass's step median (s); every pass in full in repeats.jsonl",
     "status": "ok, error, timeout or skipped",
     "error": "error message or skip reason",
 }

@@ -299,8 +299,10 @@ class Sweep:
         timeout: float,
         peaks: dict[str, Any],
         quiet: bool = False,
+        repeats: int = 1,
     ) -> None:
         self.run_dir, self.run_id, self.settings = run_dir, run_id, settings
+        self.repeats = max(1, int(repeats))
         self.dataset, self.data_dir, self.n_examples = dataset, data_dir, n_examples
         self.timeout, self.peaks, self.quiet = timeout, peaks, quiet
         self.results = run_dir / "results.jsonl"
@@ -326,49 +328,68 @@ class Sweep:
         return w
 
     def run(self, specs: list[dict[str, Any]], progress: Any = None) -> None:
+        """Measure ``specs``, one worker process per (backend, device count) and pass.
+
+        With ``repeats`` > 1 every group of configurations is measured that many times, each
+        pass in a fresh worker, and each configuration's row pools its fastest passes
+        (:func:`timing.merge_repeats`); every pass as measured goes to ``repeats.jsonl``. A
+        process can be slow as a whole on a shared machine; one pass cannot tell that from a
+        slow kernel, several can. Rows are written when their last pass ends.
+        """
         self.total, self.done, self.t0 = len(specs), 0, time.monotonic()
         for (backend, n), group in plan.order_for_workers(specs):
-            worker: WorkerProcess | None = None
-            try:
-                for spec in group:
-                    if worker is None:
-                        try:
-                            worker = self.start(backend, n)
-                        except (WorkerDied, WorkerTimeout, RuntimeError) as e:
-                            self.record(
-                                spec,
-                                failed_row(
-                                    spec, "error", f"worker did not start: {e}", self.dataset_info
-                                ),
-                                progress,
-                            )
-                            worker = None
-                            continue
+            earlier: dict[str, list[dict[str, Any]]] = {s["config_id"]: [] for s in group}
+            for rep in range(self.repeats):
+                for spec, row in self._pass(backend, n, group):
+                    if self.repeats == 1:
+                        self.record(spec, row, progress)
+                        continue
+                    append_row(
+                        self.run_dir / "repeats.jsonl",
+                        finish_row(dict(row, repeat=rep), spec, self.run_id, self.peaks),
+                    )
+                    passes = earlier[spec["config_id"]]
+                    passes.append(row)
+                    if rep == self.repeats - 1:
+                        self.record(spec, timing.merge_repeats(passes), progress)
+
+    def _pass(self, backend: str, n: int, group: list[dict[str, Any]]):
+        """Measure ``group`` in one fresh worker; yield ``(spec, row)`` as each finishes."""
+        worker: WorkerProcess | None = None
+        try:
+            for spec in group:
+                if worker is None:
                     try:
-                        event = worker.request(
-                            {"op": "measure", "spec": spec, "config_id": spec["config_id"]},
-                            "row",
-                            self.timeout,
-                        )
-                        row = event["row"]
-                    except WorkerTimeout:
-                        worker.kill()
+                        worker = self.start(backend, n)
+                    except (WorkerDied, WorkerTimeout, RuntimeError) as e:
+                        msg = f"worker did not start: {e}"
+                        yield spec, failed_row(spec, "error", msg, self.dataset_info)
                         worker = None
-                        row = failed_row(
-                            spec,
-                            "timeout",
-                            f"no result within --timeout {self.timeout:.0f} s; "
-                            "the worker was killed",
-                            self.dataset_info,
-                        )
-                    except (WorkerDied, RuntimeError) as e:
-                        worker.kill()
-                        worker = None
-                        row = failed_row(spec, "error", str(e), self.dataset_info)
-                    self.record(spec, row, progress)
-            finally:
-                if worker is not None:
-                    worker.close()
+                        continue
+                try:
+                    event = worker.request(
+                        {"op": "measure", "spec": spec, "config_id": spec["config_id"]},
+                        "row",
+                        self.timeout,
+                    )
+                    row = event["row"]
+                except WorkerTimeout:
+                    worker.kill()
+                    worker = None
+                    row = failed_row(
+                        spec,
+                        "timeout",
+                        f"no result within --timeout {self.timeout:.0f} s; the worker was killed",
+                        self.dataset_info,
+                    )
+                except (WorkerDied, RuntimeError) as e:
+                    worker.kill()
+                    worker = None
+                    row = failed_row(spec, "error", str(e), self.dataset_info)
+                yield spec, row
+        finally:
+            if worker is not None:
+                worker.close()
 
     def record(self, spec: dict[str, Any], row: dict[str, Any], progress: Any) -> None:
         row = finish_row(row, spec, self.run_id, self.peaks)
@@ -441,6 +462,16 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: write integers separated by commas") from None
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of passes, 1 or more")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -478,7 +509,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)"
     )
-    p.add_argument("--scan-steps", type=int, default=None, help="SGD steps per scan call (default: 8, fewer above batch 1024)")
+    p.add_argument(
+        "--scan-steps",
+        type=int,
+        default=None,
+        help="SGD steps per scan call (default: 8, fewer above batch 1024)",
+    )
     p.add_argument("--members", type=int, default=None, help="ensemble members (4)")
     p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist or synthetic")
     p.add_argument("--data-dir", default=None, help="where the IDX files are (see README)")
@@ -494,6 +530,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help=f"seconds per configuration before it is killed ({DEFAULT_TIMEOUT_S:.0f})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="N passes over the configurations, a fresh worker process each; each row pools its "
+        "fastest passes. One process can run slow as a whole on a shared machine: use 3 for "
+        "runs you gate on with `bench compare` (default: 1)",
     )
     p.add_argument(
         "--config",
@@ -534,6 +579,7 @@ TOML_KEYS = {
     "data_dir",
     "out",
     "timeout",
+    "repeats",
     "no_peaks",
     "quiet",
 }
@@ -776,6 +822,7 @@ def main(args: argparse.Namespace) -> int:
         timeout=args.timeout or DEFAULT_TIMEOUT_S,
         peaks=peaks,
         quiet=args.quiet,
+        repeats=args.repeats or 1,
     )
     progress = _progress(len(todo), args.quiet)
     interrupted = False

@@ -280,3 +280,40 @@ class CompileCounter:
         finally:
             with cls._lock:
                 cls._active.remove(counter)
+
+
+#: passes within 5% of the fastest pass are pooled; slower ones (disturbed) are dropped
+POOL_TOLERANCE = 1.05
+
+
+def merge_repeats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from several passes over one configuration (fresh processes each): the fastest
+    passes, pooled.
+
+    Other jobs and slow spells of the machine only ever make a measurement slower, so the
+    passes whose median is within ``POOL_TOLERANCE`` of the fastest are the undisturbed ones;
+    their samples are pooled. In an A/B both sides are picked by the same rule, each blind to
+    the other.
+    The row also lists every pass's median (``pass_medians_s``) and the ones kept (from 0).
+    """
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if len(rows) == 1 or not ok:
+        return rows[-1]
+    medians = [r.get("step_median_s") if r.get("status") == "ok" else None for r in rows]
+    best = min(m for m in medians if m is not None)
+    kept = [i for i, m in enumerate(medians) if m is not None and m <= POOL_TOLERANCE * best]
+    out = dict(rows[kept[0]])
+    samples = [v for i in kept for v in rows[i].get("samples_s") or []]
+    sync = [v for i in kept for v in rows[i].get("sync_samples_s") or []]
+    if samples:
+        loops = int(out.get("loops_per_sample") or 1)
+        out.update(per_step(summarize(samples, sync, loops), 1))
+    for key in ("trace_s", "lower_s", "compile_s", "first_call_s"):
+        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        out[key] = float(np.median(values)) if values else out.get(key)
+    loads = [r["foreign_load"] for r in ok if r.get("foreign_load") is not None]
+    out["foreign_load"] = max(loads, default=None)
+    out["load_retries"] = sum(int(r.get("load_retries") or 0) for r in rows)
+    out["wall_s"] = sum(float(r.get("wall_s") or 0.0) for r in rows)
+    out.update(repeats=len(rows), repeats_ok=len(ok), passes_kept=kept, pass_medians_s=medians)
+    return out

@@ -303,7 +303,7 @@ def main(args: argparse.Namespace) -> int:
     common = ab.common_metadata(
         probe, present, preset=args.timing, settings=sweep.vars_of(settings)
     )
-    cmp = compare.Settings(factor=args.factor, alpha=args.alpha)
+    cmp = compare.Settings(factor=args.factor, alpha=args.alpha, paired=True)
     runs = Trials(out, specs, settings, common, cmp, args.work_scale, args.repeats, args.dataset)
     runs.quiet, runs.max_foreign_load = args.quiet, args.max_foreign_load
     ab.say(

@@ -483,3 +483,50 @@ def test_pytest_benchmark_without_extra_info_matches_by_fullname(tmp_path, capsy
     run = write_run(tmp_path / "run", [make_row()])
     assert run_cli(run, bare) == 2
     assert "extra_info" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- separate runs, several passes
+
+
+def _passes(medians_ms: list[float]) -> list[float]:
+    return [m * 1e-3 for m in medians_ms]
+
+
+def test_separate_runs_need_their_process_medians_apart(tmp_path, capsys):
+    """Samples say 20% slower, but the passes overlap: a slow process, not a slow kernel."""
+    slow = [1.2 * x for x in noise(2)]
+    a = write_run(tmp_path / "a", [make_row(pass_medians_s=_passes([1.0, 1.25, 1.1]))])
+    b = write_run(
+        tmp_path / "b",
+        [make_row(samples=slow, pass_medians_s=_passes([1.2, 1.05, 1.3]))],
+    )
+    assert run_cli(a, b, "--json", tmp_path / "c.json") == 0
+    row = json.loads((tmp_path / "c.json").read_text())["rows"][0]
+    assert row["verdict"] == "same" and row["p_passes"] > 0.01
+    assert "process medians overlap" in row["note"]
+
+
+def test_five_passes_apart_a_side_gate(tmp_path):
+    slow = [1.2 * x for x in noise(2)]
+    a = write_run(tmp_path / "a", [make_row(pass_medians_s=_passes([1.0, 1.02, 0.98, 1.01, 1.03]))])
+    b = write_run(
+        tmp_path / "b",
+        [make_row(samples=slow, pass_medians_s=_passes([1.2, 1.22, 1.19, 1.25, 1.21]))],
+    )
+    assert run_cli(a, b) == 1
+
+
+def test_single_pass_runs_get_a_note_and_keep_the_sample_rule(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row()])
+    b = write_run(tmp_path / "b", [make_row(samples=[1.3 * x for x in noise(2)])])
+    assert run_cli(a, b) == 1
+    assert "measured each configuration in one process" in capsys.readouterr().err
+
+
+def test_paired_sides_skip_the_pass_check():
+    settings = compare.Settings(paired=True)
+    base = make_row(pass_medians_s=_passes([1.0, 1.25, 1.1]))
+    cur = make_row(samples=[1.2 * x for x in noise(2)], pass_medians_s=_passes([1.2, 1.05, 1.3]))
+    cols = {"samples": "samples_s", "median": "step_median_s"}
+    res = compare._compare_row(("k",), base, cur, settings, (cols, cols))
+    assert res.verdict == "slower" and res.p_passes is None

@@ -437,3 +437,24 @@ def test_default_preset_covers_the_product_and_scan_steps_shrink_at_large_batche
     assert {
         s["options"]["steps"] for s in specs if s["variant"] == "scan" and s["kernel"] == "update"
     } == {3}
+
+
+def test_repeats_pool_the_fastest_passes_and_keep_every_pass(tmp_path):
+    out = tmp_path / "run"
+    r = bench_run(
+        *TINY, "--variants", "jit", "--kernels", "update", "--repeats", "3", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    rows = schema.read_rows(out / "results.jsonl")
+    passes = [json.loads(ln) for ln in (out / "repeats.jsonl").read_text().splitlines()]
+    assert len(passes) == 3 * len(rows)
+    for row in rows:
+        mine = [p for p in passes if p["config_id"] == row["config_id"]]
+        assert sorted(p["repeat"] for p in mine) == [0, 1, 2]
+        assert row["repeats"] == 3 and len(row["pass_medians_s"]) == 3
+        fastest = min(row["pass_medians_s"])
+        assert all(row["pass_medians_s"][i] <= 1.05 * fastest for i in row["passes_kept"])
+        kept_samples = sum(len(mine[i]["samples_s"]) for i in row["passes_kept"])
+        assert len(row["samples_s"]) == kept_samples
+    bad = bench_run(*TINY, "--repeats", "0", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "1 or more" in bad.stderr
