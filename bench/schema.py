@@ -125,7 +125,8 @@ METADATA_KEYS = (
     "end_time",
     "command",
     "preset",
-    "peaks",  # {backend: {dtype: {matmul_flops_per_s, bandwidth_bytes_per_s}}}
+    "peaks",  # {backend: {dtype: {matmul_flops_per_s, bandwidth_bytes_per_s}}}: the best of
+    "peaks_measured",  # [peaks at the start, peaks at the end]: each measured in a fresh worker
     "dataset",  # {name, real, source}
     "skipped",  # [{what, reason}]
     "n_processes",

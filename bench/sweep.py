@@ -416,6 +416,62 @@ def vars_of(settings: timing.Settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
 
 
+def measure_peaks(
+    present: dict[str, Any], dtypes: list[str], run_dir: Path, *, quick: bool, tag: str = ""
+) -> dict[str, Any]:
+    """Each present backend's peaks, measured in a fresh worker."""
+    peaks: dict[str, Any] = {}
+    for b in present:
+        w = WorkerProcess(worker_env(b, 1), run_dir / "logs" / f"peaks-{b}{tag}.log")
+        try:
+            peaks[b] = w.request(
+                {"op": "peaks", "backend": b, "dtypes": dtypes, "quick": quick},
+                "peaks",
+                STARTUP_TIMEOUT_S,
+            )["peaks"]
+        except (WorkerDied, WorkerTimeout, RuntimeError) as e:
+            print(
+                f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty",
+                file=sys.stderr,
+            )
+        finally:
+            w.close()
+    return peaks
+
+
+#: peak figures where the best of two measurements is the machine's limit
+PEAK_RATES = ("matmul_flops_per_s", "bandwidth_bytes_per_s", "copy_bytes_per_s", "read_bytes_per_s")
+
+
+def best_peaks(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The higher of two peak measurements, per backend, dtype and figure: a peak measured
+    during a slow spell of a shared machine is too low, and would put rows above 100%."""
+    out = json.loads(json.dumps(first))
+    for backend, by_dtype in second.items():
+        for dtype, figures in by_dtype.items():
+            mine = out.setdefault(backend, {}).setdefault(dtype, dict(figures))
+            for key in PEAK_RATES:
+                if isinstance(figures.get(key), (int, float)):
+                    mine[key] = max(mine.get(key) or 0.0, figures[key])
+    return out
+
+
+def rederive(path: Path, peaks: dict[str, Any]) -> None:
+    """Recompute the peak-derived columns of every row of ``path`` (atomically)."""
+    if not path.exists():
+        return
+    drop_torn_tail(path)
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w") as f:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = derive(json.loads(line), peaks)
+                f.write(
+                    json.dumps({k: schema.clean(v) for k, v in row.items()}, default=str) + "\n"
+                )
+    tmp.replace(path)
+
+
 def probe_and_peaks(
     backends: list[str], dtypes: list[str], run_dir: Path, *, quick: bool, want_peaks: bool
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -428,23 +484,7 @@ def probe_and_peaks(
     finally:
         w.close()
     present = {b: i for b, i in probe["backends"].items() if "error" not in i}
-    peaks: dict[str, Any] = {}
-    if want_peaks:
-        for b in present:
-            w = WorkerProcess(worker_env(b, 1), run_dir / "logs" / f"peaks-{b}.log")
-            try:
-                peaks[b] = w.request(
-                    {"op": "peaks", "backend": b, "dtypes": dtypes, "quick": quick},
-                    "peaks",
-                    STARTUP_TIMEOUT_S,
-                )["peaks"]
-            except (WorkerDied, WorkerTimeout, RuntimeError) as e:
-                print(
-                    f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty",
-                    file=sys.stderr,
-                )
-            finally:
-                w.close()
+    peaks = measure_peaks(present, dtypes, run_dir, quick=quick) if want_peaks else {}
     return probe, present, peaks
 
 
@@ -834,6 +874,15 @@ def main(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     meta["dataset"] = sweep.dataset_info if todo else old_meta.get("dataset")
+    if peaks and todo and not interrupted:
+        # once more at the end, in a fresh worker: the better of the two is the peak
+        end = measure_peaks(present, dtypes, run_dir, quick=quick, tag="-end")
+        best = best_peaks(peaks, end)
+        meta["peaks_measured"] = [*old_meta.get("peaks_measured", [peaks]), end]
+        if best != peaks:
+            meta["peaks"] = best
+            for name in ("results.jsonl", "repeats.jsonl"):
+                rederive(run_dir / name, best)
     meta["end_time"] = machine.now()
     _write_meta(run_dir, meta)
     if (run_dir / "results.jsonl").exists():

@@ -458,3 +458,31 @@ def test_repeats_pool_the_fastest_passes_and_keep_every_pass(tmp_path):
         assert len(row["samples_s"]) == kept_samples
     bad = bench_run(*TINY, "--repeats", "0", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "1 or more" in bad.stderr
+
+
+def test_the_better_of_two_peak_measurements_is_kept_and_rows_follow(tmp_path):
+    from bench import sweep
+
+    start = {"cpu": {"float32": {"matmul_flops_per_s": 1e11, "bandwidth_bytes_per_s": 3e10}}}
+    end = {"cpu": {"float32": {"matmul_flops_per_s": 2e11, "bandwidth_bytes_per_s": 2e10}}}
+    best = sweep.best_peaks(start, end)
+    assert best["cpu"]["float32"] == {"matmul_flops_per_s": 2e11, "bandwidth_bytes_per_s": 3e10}
+    assert start["cpu"]["float32"]["matmul_flops_per_s"] == 1e11  # inputs untouched
+    row = {
+        "status": "ok",
+        "backend": "cpu",
+        "dtype": "float32",
+        "n_devices": 1,
+        "batch_size": 128,
+        "step_median_s": 1e-3,
+        "flops": 1.5e8,
+        "bytes_accessed": 1e6,
+        "layer_sizes": "784,10",
+        "kernel": "update",
+        "schema_version": schema.SCHEMA_VERSION,
+    }
+    path = tmp_path / "results.jsonl"
+    sweep.append_row(path, sweep.derive(dict(row), start))
+    assert schema.read_rows(path)[0]["peak_fraction"] == pytest.approx(1.5)
+    sweep.rederive(path, best)
+    assert schema.read_rows(path)[0]["peak_fraction"] == pytest.approx(0.75)
