@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import compare, machine, plan, schema, sweep, timing
-from .sweep import WorkerDied, WorkerProcess, WorkerTimeout
+from . import compare, machine, plan, rows, schema, sweep, timing, workers
 from .timing import merge_repeats
+from .workers import WorkerDied, WorkerProcess, WorkerTimeout
 
 DEFAULT_MAX_FOREIGN_LOAD = 0.05  # of all CPUs: a measurement under more is done again
 DEFAULT_RETRIES = 3
@@ -146,8 +146,8 @@ class Arm:
 
 
 def ok_configs(arm: Arm) -> set[str]:
-    rows = schema.read_rows(arm.results) if arm.results.exists() else []
-    return {r.get("config_id") for r in rows if r.get("status") == "ok"}
+    done = schema.read_rows(arm.results) if arm.results.exists() else []
+    return {r.get("config_id") for r in done if r.get("status") == "ok"}
 
 
 class Interleaved:
@@ -171,14 +171,14 @@ class Interleaved:
 
     def _spawn(self, arm: Arm, backend: str, n: int) -> WorkerProcess:
         log = self.log_dir / f"worker-{arm.name}-{backend}-{n}.log"
-        w = WorkerProcess(sweep.worker_env(backend, max(n, 1), root=arm.tree), log, cwd=arm.tree)
+        w = WorkerProcess(workers.worker_env(backend, max(n, 1), root=arm.tree), log, cwd=arm.tree)
         w.send(self.init)
         return w
 
     def _ready(self, arm: Arm, w: WorkerProcess) -> str | None:
         """Wait for ``w``'s init; None when ready, else why it is not (and it is killed)."""
         try:
-            ready = w.wait_for({"ready"}, sweep.STARTUP_TIMEOUT_S)
+            ready = w.wait_for({"ready"}, workers.STARTUP_TIMEOUT_S)
         except (WorkerDied, WorkerTimeout, RuntimeError) as e:
             w.kill()
             return f"worker did not start: {e}"
@@ -191,7 +191,7 @@ class Interleaved:
             if why is None:  # crashed on the previous spec: a fresh worker
                 why = self._ready(arm, self._spawn(arm, spec["backend"], spec["n_devices"]))
             if why:
-                return sweep.failed_row(spec, "error", why, arm.dataset)
+                return rows.failed_row(spec, "error", why, arm.dataset)
         assert arm.worker is not None
         sent = arm.transform(dict(spec)) if arm.transform else spec
         request = {"op": "measure", "spec": sent, "config_id": spec["config_id"]}
@@ -206,7 +206,7 @@ class Interleaved:
             why, status = str(e), "error"
         arm.worker.kill()
         arm.worker = None
-        return sweep.failed_row(spec, status, why, arm.dataset)
+        return rows.failed_row(spec, status, why, arm.dataset)
 
     def _pair(self, spec: Spec, arms: list[Arm], failed: dict) -> dict[str, Row]:
         """Each arm measures ``spec`` in turn; again when other jobs loaded the machine (not
@@ -229,7 +229,7 @@ class Interleaved:
 
     def run(self, specs: list[Spec]) -> None:
         """``repeats`` passes over ``specs``, fresh workers each; then a row per arm and spec."""
-        rows: dict[tuple[str, str], list[Row]] = {}
+        measured: dict[tuple[str, str], list[Row]] = {}
         order: dict[str, list[str]] = {}
         self.total, self.t0 = len(specs) * self.repeats, time.monotonic()
         try:
@@ -244,22 +244,22 @@ class Interleaved:
                         order.setdefault(cid, []).append(self.arms[k].name)
                         pair = self._pair(spec, self.arms[k:] + self.arms[:k], failed)
                         for arm in self.arms:
-                            rows.setdefault((arm.name, cid), []).append(pair[arm.name])
+                            measured.setdefault((arm.name, cid), []).append(pair[arm.name])
                             if self.repeats > 1:  # every pass as measured
                                 raw = {**pair[arm.name], "config_id": cid, "pass": rep}
-                                sweep.append_row(arm.run_dir / "repeats.jsonl", raw)
+                                rows.append_row(arm.run_dir / "repeats.jsonl", raw)
                         self._progress(pair)
                     self._close()
         finally:
             self._close(kill=True)
             for spec in specs:  # also after an interrupt: what was measured
                 for arm in self.arms:
-                    if got := rows.get((arm.name, spec["config_id"])):
+                    if got := measured.get((arm.name, spec["config_id"])):
                         self._record(arm, spec, merge_repeats(got), order[spec["config_id"]])
 
     def _record(self, arm: Arm, spec: Spec, row: Row, order: list[str]) -> None:
-        row = sweep.finish_row({**row, "ab_first": ",".join(order)}, spec, arm.run_id, self.peaks)
-        sweep.append_row(arm.results, row)
+        row = rows.finish_row({**row, "ab_first": ",".join(order)}, spec, arm.run_id, self.peaks)
+        rows.append_row(arm.results, row)
         status = row.get("status", "error")
         arm.counts[status] = arm.counts.get(status, 0) + 1
 
@@ -269,7 +269,7 @@ class Interleaved:
             eta = (time.monotonic() - self.t0) / self.done * (self.total - self.done) / 60
             where = f"[{self.done:>{len(str(self.total))}}/{self.total} eta {eta:4.1f} min]"
             for name, row in pair.items():
-                say(f"{where} {name:<4} {sweep.line_for(row)}")
+                say(f"{where} {name:<4} {rows.line_for(row)}")
 
     def _close(self, kill: bool = False) -> None:
         for arm in self.arms:
@@ -297,7 +297,7 @@ def write_run_dir(arm: Arm, common: dict[str, Any], **extra: Any) -> None:
     arm.run_dir.mkdir(parents=True, exist_ok=True)
     (arm.run_dir / "metadata.json").write_text(json.dumps(meta, indent=1, default=str))
     if arm.results.exists():
-        sweep.write_csv(arm.run_dir)
+        rows.write_csv(arm.run_dir)
 
 
 def n_examples_for(specs: list[Spec], scale: float = 1.0) -> int:
@@ -400,7 +400,7 @@ def run_ab(args: argparse.Namespace, grids: list, out: Path, trees: dict[str, Pa
     requested = ["cpu", "gpu", "tpu"] if wanted == "all" else sweep._csv(wanted)
     dtypes = sorted({d for g in grids for d in g.dtypes})
     kw = {"quick": preset == "quick", "want_peaks": args.peaks}
-    probe, present, peaks = sweep.probe_and_peaks(requested, dtypes, out, **kw)
+    probe, present, peaks = workers.probe_and_peaks(requested, dtypes, out, **kw)
     if not present:
         raise AbError(f"none of the backends {', '.join(requested)} is present here")
     options = {"scan": {"steps": args.scan_steps}, "ensemble": {"members": args.members}}

@@ -229,7 +229,7 @@ def main(args: argparse.Namespace, grids: list[plan.Grid], settings: timing.Sett
         return 1
     import jax
 
-    from . import sweep
+    from . import rows, sweep
     from .worker import FAULT_ENV, Worker, load_examples
     from .worker import probe as worker_probe
 
@@ -374,13 +374,13 @@ def main(args: argparse.Namespace, grids: list[plan.Grid], settings: timing.Sett
             flush=True,
         )
         if lead and current.get("spec"):
-            row = sweep.failed_row(
+            row = rows.failed_row(
                 current["spec"],
                 "timeout",
                 f"no result within --timeout {watchdog.timeout_s:.0f} s; the run was stopped",
                 worker.dataset,
             )
-            sweep.append_row(results, sweep.finish_row(row, current["spec"], run_id, peaks))
+            rows.append_row(results, rows.finish_row(row, current["spec"], run_id, peaks))
         os._exit(124)
 
     watchdog = Watchdog(args.timeout or sweep.DEFAULT_TIMEOUT_S, timed_out)
@@ -414,13 +414,13 @@ def main(args: argparse.Namespace, grids: list[plan.Grid], settings: timing.Sett
             elif pid != 0:
                 print(f"process {pid}: {what}: {row.get('error')}", file=sys.stderr, flush=True)
             if lead:
-                row = sweep.finish_row(row, spec, run_id, peaks)
-                sweep.append_row(results, row)
+                row = rows.finish_row(row, spec, run_id, peaks)
+                rows.append_row(results, row)
                 counts[row.get("status", "error")] = counts.get(row.get("status", "error"), 0) + 1
                 eta = (time.monotonic() - t0) / i * (len(specs) - i)
                 say(
                     f"[{i:>{len(str(len(specs)))}}/{len(specs)} eta {eta / 60:4.1f} min] "
-                    + sweep.line_for(row)
+                    + rows.line_for(row)
                 )
     except KeyboardInterrupt:
         interrupted = True
@@ -430,7 +430,7 @@ def main(args: argparse.Namespace, grids: list[plan.Grid], settings: timing.Sett
         meta["end_time"] = machine.now()
         sweep._write_meta(run_dir, meta)
         if results.exists():
-            sweep.write_csv(run_dir)
+            rows.write_csv(run_dir)
         print(
             f"{counts['ok']} ok, {counts['error']} error, {counts['timeout']} timeout; "
             f"{n_proc} processes, {len(devices)} devices; results in {run_dir}",

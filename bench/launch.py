@@ -62,7 +62,7 @@ def child_env(
     base: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of process ``process_id`` of a local ``jax.distributed`` run."""
-    from .sweep import worker_env
+    from .workers import worker_env
 
     env = worker_env(backend, devices_per_process, base)  # cpu: K fake devices, JAX_PLATFORMS
     if backend == "gpu":

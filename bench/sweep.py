@@ -11,274 +11,17 @@ on with the rest.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
-import os
-import queue
-import re
 import shlex
-import signal
-import subprocess
 import sys
-import threading
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from . import machine, plan, schema, timing
-from .worker import PREFIX
+from . import machine, plan, rows, schema, timing, workers
 
 DEFAULT_TIMEOUT_S = 300.0
-STARTUP_TIMEOUT_S = 180.0
-
-
-# --- worker processes ------------------------------------------------------------------------
-
-
-class WorkerDied(RuntimeError):
-    pass
-
-
-class WorkerTimeout(RuntimeError):
-    pass
-
-
-class WorkerProcess:
-    """One ``python -m bench.worker`` child and a thread reading its answers."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        log_path: Path,
-        *,
-        cwd: Path | None = None,
-        python: str = sys.executable,
-    ) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        self._log = log_path.open("a")
-        self.proc = subprocess.Popen(
-            [python, "-m", "bench.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            env=env,
-            cwd=str(cwd) if cwd else None,
-            start_new_session=True,  # a Ctrl-C reaches the parent, which ends the worker
-        )
-        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith(PREFIX):
-                with contextlib.suppress(json.JSONDecodeError):
-                    self.events.put(json.loads(line[len(PREFIX) :]))
-        self.events.put(None)  # end of stream: the process exited
-
-    def send(self, request: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
-            raise WorkerDied(self.why_dead()) from e
-
-    def wait_for(self, kinds: set[str], timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise WorkerTimeout(f"no answer within {timeout:.0f} s")
-            try:
-                event = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if event is None:
-                raise WorkerDied(self.why_dead())
-            if event.get("event") in kinds:
-                return event
-            if event.get("event") == "error":
-                raise RuntimeError(event.get("error", "worker error"))
-
-    def request(self, request: dict[str, Any], kind: str, timeout: float) -> dict[str, Any]:
-        self.send(request)
-        return self.wait_for({kind}, timeout)
-
-    def why_dead(self) -> str:
-        try:
-            code = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            code = None
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            what = f"worker killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
-        else:
-            what = f"worker exited with code {code}"
-        tail = self.log_tail()
-        return f"{what}; last log lines: {tail}" if tail else what
-
-    def log_tail(self, n: int = 6) -> str:
-        try:
-            self._log.flush()
-            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln]
-        except OSError:
-            return ""
-        return " | ".join(lines[-n:])[-1500:]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.send({"op": "exit"})
-                self.proc.wait(timeout=5)
-            except (WorkerDied, subprocess.TimeoutExpired):
-                self.kill()
-        self._log.close()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
-            self.proc.wait()
-
-
-def worker_env(
-    backend: str, n_devices: int, base: dict[str, str] | None = None, *, root: Path | None = None
-) -> dict[str, str]:
-    """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off.
-
-    ``root`` is the source tree the worker imports (``bench ab`` runs two trees).
-    """
-    env = dict(os.environ if base is None else base)
-    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if backend == "cpu":
-        env["JAX_PLATFORMS"] = "cpu"
-        flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
-        env["XLA_FLAGS"] = (
-            f"{flags.strip()} --xla_force_host_platform_device_count={n_devices}".strip()
-        )
-    root = str(root or machine.ROOT)
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
-
-# --- rows --------------------------------------------------------------------------------------
-
-
-def min_bytes(row: dict[str, Any]) -> float:
-    """Bytes one step must move at least: the batch read once, the params read (and written)."""
-    sizes = [int(s) for s in str(row["layer_sizes"]).split(",")]
-    b = int(row["batch_size"])
-    params = plan.n_params(tuple(sizes))
-    k = int(row.get("work_multiplier") or 1)
-    io = b * (sizes[0] + sizes[-1])  # images in; labels in (update) or log-probs out (predict)
-    return 4.0 * (io + params * k * (2 if row["kernel"] == "update" else 1))
-
-
-def derive(row: dict[str, Any], peaks: dict[str, Any]) -> dict[str, Any]:
-    """Columns computed from measured ones and the machine's peaks."""
-    t = row.get("step_median_s")
-    backend_peaks = peaks.get(row.get("backend"), {}) or {}
-    peak = backend_peaks.get(row.get("dtype")) or backend_peaks.get("float32") or {}
-    # fake CPU devices share the host's cores: the host's peak is the ceiling for all of them
-    scale = 1 if row.get("backend") == "cpu" else int(row.get("n_devices") or 1)
-    pf = peak.get("matmul_flops_per_s")
-    pb = peak.get("bandwidth_bytes_per_s")
-    row["peak_flops_per_s"] = pf * scale if pf else None
-    row["peak_bandwidth_bytes_per_s"] = pb * scale if pb else None
-    if row.get("status") != "ok" or not t or t <= 0:
-        return row
-    row["min_bytes"] = min_bytes(row)
-    nbytes = row.get("bytes_accessed") or row["min_bytes"]
-    flops = row.get("flops") or 0.0
-    row["examples_per_s"] = row["batch_size"] * (row.get("work_multiplier") or 1) / t
-    row["flops_per_s"] = flops / t
-    row["arithmetic_intensity"] = flops / nbytes if nbytes else None
-    if row["peak_flops_per_s"]:
-        row["peak_fraction"] = row["flops_per_s"] / row["peak_flops_per_s"]
-    if row["peak_flops_per_s"] and row["peak_bandwidth_bytes_per_s"]:
-        bound = max(flops / row["peak_flops_per_s"], nbytes / row["peak_bandwidth_bytes_per_s"])
-        row["roofline_fraction"] = bound / t
-    return row
-
-
-def finish_row(
-    row: dict[str, Any], spec: dict[str, Any], run_id: str, peaks: dict[str, Any]
-) -> dict[str, Any]:
-    row = dict(row)
-    row.setdefault("device_kind", spec.get("device_kind"))
-    row["schema_version"] = schema.SCHEMA_VERSION
-    row["run_id"] = run_id
-    row["config_id"] = spec["config_id"]
-    row["grid"] = spec.get("grid")
-    return derive(row, peaks)
-
-
-def failed_row(
-    spec: dict[str, Any], status: str, message: str, dataset: dict[str, Any]
-) -> dict[str, Any]:
-    from .worker import identity
-
-    row = identity(spec, dataset)
-    row.update(status=status, error=message)
-    return row
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append one row and flush it to disk at once: a kill loses at most the row in flight."""
-    line = json.dumps({k: schema.clean(v) for k, v in row.items()}, default=str)
-    with path.open("a") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def drop_torn_tail(path: Path) -> None:
-    """Cut a last line a kill left half-written, so resumed rows start on a line of their own."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def write_csv(run_dir: Path) -> Path:
-    df = schema.load(run_dir)
-    df = df.drop(columns=[c for c in ("traceback",) if c in df.columns])
-    if "options" in df.columns:
-        df["options"] = df["options"].map(lambda v: json.dumps(v) if isinstance(v, dict) else v)
-    out = run_dir / "results.csv"
-    df.to_csv(out, index=False)
-    return out
-
-
-def line_for(row: dict[str, Any]) -> str:
-    what = (
-        f"{row['variant']:<13} {row['kernel']:<7} {row['layer_sizes']:<20} "
-        f"b={row['batch_size']:<5} {row['dtype']:<8} x{row['n_devices']}"
-    )
-    if row.get("status") != "ok":
-        return f"{what}  {row.get('status', '?').upper()}: {str(row.get('error'))[:120]}"
-    ms = row["step_median_s"] * 1e3
-    lo, hi = (
-        (row.get("step_ci_low_s") or math.nan) * 1e3,
-        (row.get("step_ci_high_s") or math.nan) * 1e3,
-    )
-    phases = [row.get(k) for k in ("trace_s", "lower_s", "compile_s")]
-    comp = f"{sum(p or 0.0 for p in phases):6.3f} s" if any(phases) else "     —  "
-    extra = f"  recompiles {row['recompiles']}!" if row.get("recompiles") else ""
-    pf = row.get("peak_fraction")
-    return (
-        f"{what}  step {ms:9.4f} ms [{lo:.4f}, {hi:.4f}]  compile {comp}"
-        + (f"  {pf:6.1%} of peak" if pf is not None else "")
-        + extra
-    )
 
 
 # --- the sweep ---------------------------------------------------------------------------------
@@ -309,9 +52,10 @@ class Sweep:
         self.dataset_info: dict[str, Any] = {"name": dataset, "real": None}
         self.counts = {"ok": 0, "error": 0, "timeout": 0, "skipped": 0}
 
-    def start(self, backend: str, n: int) -> WorkerProcess:
-        w = WorkerProcess(
-            worker_env(backend, max(n, 1)), self.run_dir / "logs" / f"worker-{backend}-{n}.log"
+    def start(self, backend: str, n: int) -> workers.WorkerProcess:
+        w = workers.WorkerProcess(
+            workers.worker_env(backend, max(n, 1)),
+            self.run_dir / "logs" / f"worker-{backend}-{n}.log",
         )
         ready = w.request(
             {
@@ -322,7 +66,7 @@ class Sweep:
                 "settings": vars_of(self.settings),
             },
             "ready",
-            STARTUP_TIMEOUT_S,
+            workers.STARTUP_TIMEOUT_S,
         )
         self.dataset_info = ready.get("dataset") or self.dataset_info
         return w
@@ -344,9 +88,9 @@ class Sweep:
                     if self.repeats == 1:
                         self.record(spec, row, progress)
                         continue
-                    append_row(
+                    rows.append_row(
                         self.run_dir / "repeats.jsonl",
-                        finish_row(dict(row, repeat=rep), spec, self.run_id, self.peaks),
+                        rows.finish_row(dict(row, repeat=rep), spec, self.run_id, self.peaks),
                     )
                     passes = earlier[spec["config_id"]]
                     passes.append(row)
@@ -355,15 +99,15 @@ class Sweep:
 
     def _pass(self, backend: str, n: int, group: list[dict[str, Any]]):
         """Measure ``group`` in one fresh worker; yield ``(spec, row)`` as each finishes."""
-        worker: WorkerProcess | None = None
+        worker: workers.WorkerProcess | None = None
         try:
             for spec in group:
                 if worker is None:
                     try:
                         worker = self.start(backend, n)
-                    except (WorkerDied, WorkerTimeout, RuntimeError) as e:
+                    except (workers.WorkerDied, workers.WorkerTimeout, RuntimeError) as e:
                         msg = f"worker did not start: {e}"
-                        yield spec, failed_row(spec, "error", msg, self.dataset_info)
+                        yield spec, rows.failed_row(spec, "error", msg, self.dataset_info)
                         worker = None
                         continue
                 try:
@@ -373,34 +117,34 @@ class Sweep:
                         self.timeout,
                     )
                     row = event["row"]
-                except WorkerTimeout:
+                except workers.WorkerTimeout:
                     worker.kill()
                     worker = None
-                    row = failed_row(
+                    row = rows.failed_row(
                         spec,
                         "timeout",
                         f"no result within --timeout {self.timeout:.0f} s; the worker was killed",
                         self.dataset_info,
                     )
-                except (WorkerDied, RuntimeError) as e:
+                except (workers.WorkerDied, RuntimeError) as e:
                     worker.kill()
                     worker = None
-                    row = failed_row(spec, "error", str(e), self.dataset_info)
+                    row = rows.failed_row(spec, "error", str(e), self.dataset_info)
                 yield spec, row
         finally:
             if worker is not None:
                 worker.close()
 
     def record(self, spec: dict[str, Any], row: dict[str, Any], progress: Any) -> None:
-        row = finish_row(row, spec, self.run_id, self.peaks)
-        append_row(self.results, row)
+        row = rows.finish_row(row, spec, self.run_id, self.peaks)
+        rows.append_row(self.results, row)
         self.counts[row.get("status", "error")] = self.counts.get(row.get("status", "error"), 0) + 1
         self.done += 1
         elapsed = time.monotonic() - self.t0
         eta = elapsed / self.done * (self.total - self.done)
         text = (
             f"[{self.done:>{len(str(self.total))}}/{self.total} eta {eta / 60:4.1f} min] "
-            + line_for(row)
+            + rows.line_for(row)
         )
         if progress is not None:
             progress.update(1)
@@ -414,78 +158,6 @@ def vars_of(settings: timing.Settings) -> dict[str, Any]:
     import dataclasses
 
     return dataclasses.asdict(settings)
-
-
-def measure_peaks(
-    present: dict[str, Any], dtypes: list[str], run_dir: Path, *, quick: bool, tag: str = ""
-) -> dict[str, Any]:
-    """Each present backend's peaks, measured in a fresh worker."""
-    peaks: dict[str, Any] = {}
-    for b in present:
-        w = WorkerProcess(worker_env(b, 1), run_dir / "logs" / f"peaks-{b}{tag}.log")
-        try:
-            peaks[b] = w.request(
-                {"op": "peaks", "backend": b, "dtypes": dtypes, "quick": quick},
-                "peaks",
-                STARTUP_TIMEOUT_S,
-            )["peaks"]
-        except (WorkerDied, WorkerTimeout, RuntimeError) as e:
-            print(
-                f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty",
-                file=sys.stderr,
-            )
-        finally:
-            w.close()
-    return peaks
-
-
-#: peak figures where the best of two measurements is the machine's limit
-PEAK_RATES = ("matmul_flops_per_s", "bandwidth_bytes_per_s", "copy_bytes_per_s", "read_bytes_per_s")
-
-
-def best_peaks(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """The higher of two peak measurements, per backend, dtype and figure: a peak measured
-    during a slow spell of a shared machine is too low, and would put rows above 100%."""
-    out = json.loads(json.dumps(first))
-    for backend, by_dtype in second.items():
-        for dtype, figures in by_dtype.items():
-            mine = out.setdefault(backend, {}).setdefault(dtype, dict(figures))
-            for key in PEAK_RATES:
-                if isinstance(figures.get(key), (int, float)):
-                    mine[key] = max(mine.get(key) or 0.0, figures[key])
-    return out
-
-
-def rederive(path: Path, peaks: dict[str, Any]) -> None:
-    """Recompute the peak-derived columns of every row of ``path`` (atomically)."""
-    if not path.exists():
-        return
-    drop_torn_tail(path)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w") as f:
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = derive(json.loads(line), peaks)
-                f.write(
-                    json.dumps({k: schema.clean(v) for k, v in row.items()}, default=str) + "\n"
-                )
-    tmp.replace(path)
-
-
-def probe_and_peaks(
-    backends: list[str], dtypes: list[str], run_dir: Path, *, quick: bool, want_peaks: bool
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Probe backends in a worker; measure each present backend's peaks in a fresh one."""
-    w = WorkerProcess(
-        worker_env("any", 1, {k: v for k, v in os.environ.items()}), run_dir / "logs" / "probe.log"
-    )
-    try:
-        probe = w.request({"op": "probe", "backends": backends}, "probe", STARTUP_TIMEOUT_S)
-    finally:
-        w.close()
-    present = {b: i for b, i in probe["backends"].items() if "error" not in i}
-    peaks = measure_peaks(present, dtypes, run_dir, quick=quick) if want_peaks else {}
-    return probe, present, peaks
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -739,7 +411,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: --resume {run_dir}: {e}", file=sys.stderr)
             return 2
         if (run_dir / "results.jsonl").exists():
-            drop_torn_tail(run_dir / "results.jsonl")
+            rows.drop_torn_tail(run_dir / "results.jsonl")
             done = {r.get("config_id") for r in schema.read_rows(run_dir / "results.jsonl")}
         run_id = old_meta["run_id"]
     else:
@@ -762,7 +434,7 @@ def main(args: argparse.Namespace) -> int:
     requested = ["cpu", "gpu", "tpu"] if wanted == "all" else _csv(wanted)
     dtypes = sorted({d for g in grids for d in g.dtypes})
     quick = preset == "quick"
-    probe, present, peaks = probe_and_peaks(
+    probe, present, peaks = workers.probe_and_peaks(
         requested,
         dtypes,
         run_dir,
@@ -876,17 +548,17 @@ def main(args: argparse.Namespace) -> int:
     meta["dataset"] = sweep.dataset_info if todo else old_meta.get("dataset")
     if peaks and todo and not interrupted:
         # once more at the end, in a fresh worker: the better of the two is the peak
-        end = measure_peaks(present, dtypes, run_dir, quick=quick, tag="-end")
-        best = best_peaks(peaks, end)
+        end = workers.measure_peaks(present, dtypes, run_dir, quick=quick, tag="-end")
+        best = workers.best_peaks(peaks, end)
         meta["peaks_measured"] = [*old_meta.get("peaks_measured", [peaks]), end]
         if best != peaks:
             meta["peaks"] = best
             for name in ("results.jsonl", "repeats.jsonl"):
-                rederive(run_dir / name, best)
+                rows.rederive(run_dir / name, best)
     meta["end_time"] = machine.now()
     _write_meta(run_dir, meta)
     if (run_dir / "results.jsonl").exists():
-        write_csv(run_dir)
+        rows.write_csv(run_dir)
     c = sweep.counts
     print(
         f"{c['ok']} ok, {c['error']} error, {c['timeout']} timeout, {c['skipped']} skipped; "

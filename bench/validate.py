@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ab, compare, machine, plan, stats, sweep, timing
+from . import ab, compare, machine, plan, stats, sweep, timing, workers
 
 FALSE_ALARM_TARGET = 0.01
 DETECTION_TARGET = 0.95
@@ -294,7 +294,7 @@ def main(args: argparse.Namespace) -> int:
     started, t0 = machine.now(), time.monotonic()
     (out / MARKER).write_text(json.dumps({"command": ab.command_line(), "status": "running"}))
     kw = {"quick": True, "want_peaks": False}
-    probe, present, _ = sweep.probe_and_peaks([args.backend], ["float32"], out, **kw)
+    probe, present, _ = workers.probe_and_peaks([args.backend], ["float32"], out, **kw)
     if args.backend not in present:
         ab.say(f"validate: error: no {args.backend}: {probe['backends'].get(args.backend)}")
         return 2

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import baseline, cli, compare, pytest_benchmark, schema, stats
+from bench import baseline, cli, compare, comparison, pytest_benchmark, schema, stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "compare" / "pytest_benchmark.json"
 
@@ -528,5 +528,5 @@ def test_paired_sides_skip_the_pass_check():
     base = make_row(pass_medians_s=_passes([1.0, 1.25, 1.1]))
     cur = make_row(samples=[1.2 * x for x in noise(2)], pass_medians_s=_passes([1.2, 1.05, 1.3]))
     cols = {"samples": "samples_s", "median": "step_median_s"}
-    res = compare._compare_row(("k",), base, cur, settings, (cols, cols))
+    res = comparison._compare_row(("k",), base, cur, settings, (cols, cols))
     assert res.verdict == "slower" and res.p_passes is None

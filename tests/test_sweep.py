@@ -461,11 +461,11 @@ def test_repeats_pool_the_fastest_passes_and_keep_every_pass(tmp_path):
 
 
 def test_the_better_of_two_peak_measurements_is_kept_and_rows_follow(tmp_path):
-    from bench import sweep
+    from bench import rows, workers
 
     start = {"cpu": {"float32": {"matmul_flops_per_s": 1e11, "bandwidth_bytes_per_s": 3e10}}}
     end = {"cpu": {"float32": {"matmul_flops_per_s": 2e11, "bandwidth_bytes_per_s": 2e10}}}
-    best = sweep.best_peaks(start, end)
+    best = workers.best_peaks(start, end)
     assert best["cpu"]["float32"] == {"matmul_flops_per_s": 2e11, "bandwidth_bytes_per_s": 3e10}
     assert start["cpu"]["float32"]["matmul_flops_per_s"] == 1e11  # inputs untouched
     row = {
@@ -482,7 +482,7 @@ def test_the_better_of_two_peak_measurements_is_kept_and_rows_follow(tmp_path):
         "schema_version": schema.SCHEMA_VERSION,
     }
     path = tmp_path / "results.jsonl"
-    sweep.append_row(path, sweep.derive(dict(row), start))
+    rows.append_row(path, rows.derive(dict(row), start))
     assert schema.read_rows(path)[0]["peak_fraction"] == pytest.approx(1.5)
-    sweep.rederive(path, best)
+    rows.rederive(path, best)
     assert schema.read_rows(path)[0]["peak_fraction"] == pytest.approx(0.75)
