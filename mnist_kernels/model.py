@@ -21,16 +21,15 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from jax.sharding import PartitionSpec
 
+from .catalog import DTYPES as DTYPES
+from .catalog import IMAGE_PIXELS as IMAGE_PIXELS
+from .catalog import NUM_CLASSES as NUM_CLASSES
+from .catalog import flops_forward as flops_forward
+from .catalog import flops_update as flops_update
+
 Array: TypeAlias = jax.Array | np.ndarray
 Params: TypeAlias = list[tuple[Array, Array]]
 Batch: TypeAlias = tuple[Array, Array]
-
-IMAGE_PIXELS = 784
-NUM_CLASSES = 10
-
-#: dtypes a kernel may compute in. ``bfloat16`` keeps parameters in float32 and runs the
-#: matmuls in bfloat16 with float32 accumulation.
-DTYPES = ("float32", "bfloat16")
 
 
 def init_params(
@@ -188,22 +187,3 @@ def update(
     """One SGD step on ``batch``; returns the new parameters."""
     grads = jax.grad(loss)(params, batch, compute_dtype)
     return sgd(params, grads, lr)
-
-
-def flops_forward(layer_sizes: Sequence[int], batch_size: int) -> int:
-    """Matmul FLOPs of one forward pass: ``2 * B * sum(m * n)``."""
-    sizes = list(layer_sizes)
-    return 2 * batch_size * sum(m * n for m, n in itertools.pairwise(sizes))
-
-
-def flops_update(layer_sizes: Sequence[int], batch_size: int) -> int:
-    """Matmul FLOPs of one SGD step: forward, plus the backward pass.
-
-    The backward pass computes the weight gradient of every layer (``2 * B * m * n``) and the
-    input gradient of every layer but the first (the data needs none): ``3x`` the forward
-    cost minus the first layer's input gradient.
-    """
-    sizes = list(layer_sizes)
-    fwd = flops_forward(sizes, batch_size)
-    first = 2 * batch_size * sizes[0] * sizes[1]
-    return 3 * fwd - first

@@ -14,45 +14,15 @@ import time
 import jax
 import numpy as np
 
-from . import data, model, variants
-
-
-def _layers(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--layers {text!r} is not a comma-separated list of integers, e.g. 784,1024,1024,10"
-        ) from None
-    if len(sizes) < 2 or sizes[0] != model.IMAGE_PIXELS or sizes[-1] != model.NUM_CLASSES:
-        raise argparse.ArgumentTypeError(
-            f"--layers {text}: the first width must be the image size {model.IMAGE_PIXELS} and "
-            f"the last the class count {model.NUM_CLASSES}, e.g. 784,10 or 784,1024,1024,10"
-        )
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"--layers {text}: every width must be positive")
-    return sizes
-
-
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} must be positive")
-        return value
-
-    return parse
+from . import argtypes, data, model, variants
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mnist_kernels.train", description=__doc__)
-    p.add_argument("--layers", type=_layers, default=[784, 1024, 1024, 10])
-    p.add_argument("--epochs", type=_positive(int), default=10)
-    p.add_argument("--batch-size", type=_positive(int), default=128)
-    p.add_argument("--lr", type=_positive(float), default=0.001)
+    p.add_argument("--layers", type=argtypes.layers, default=[784, 1024, 1024, 10])
+    p.add_argument("--epochs", type=argtypes.positive_int, default=10)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=128)
+    p.add_argument("--lr", type=argtypes.positive_float, default=0.001)
     p.add_argument("--dataset", default="fashion-mnist", help="mnist, fashion-mnist or synthetic")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -29,11 +29,11 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import model
+from . import catalog, model
+from .catalog import is_multi_device as is_multi_device
 from .model import Batch, Params
 
 _REGISTRY: dict[str, Callable[..., Kernel]] = {}
-_MULTI_DEVICE = {"pmap", "sharded", "shard_map", "sharded_tp"}
 
 
 @dataclasses.dataclass
@@ -101,6 +101,9 @@ class Kernel:
 
 
 def register(name: str) -> Callable[[Callable[..., Kernel]], Callable[..., Kernel]]:
+    """Register the builder of the variant ``name``, which :mod:`mnist_kernels.catalog` lists."""
+    catalog.variant(name)  # a builder for a variant the catalogue does not describe: refused
+
     def deco(builder: Callable[..., Kernel]) -> Callable[..., Kernel]:
         _REGISTRY[name] = builder
         return builder
@@ -109,13 +112,8 @@ def register(name: str) -> Callable[[Callable[..., Kernel]], Callable[..., Kerne
 
 
 def names() -> list[str]:
-    """The registered variant names, in registration order."""
-    return list(_REGISTRY)
-
-
-def is_multi_device(name: str) -> bool:
-    """Whether a variant spreads one step over several devices."""
-    return name in _MULTI_DEVICE
+    """The registered variant names, in the catalogue's order."""
+    return [n for n in catalog.VARIANTS if n in _REGISTRY]
 
 
 def get(
@@ -144,11 +142,13 @@ def get(
         raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(names())}")
     if dtype not in model.DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(model.DTYPES)}")
+    options = catalog.variant(name).check_options(options)
     devs = _resolve_devices(name, devices)
     if not is_multi_device(name) and len(devs) != 1:
+        multi = sorted(v for v in catalog.VARIANTS if is_multi_device(v))
         raise ValueError(
             f"variant {name!r} runs on one device, got {len(devs)}; pass devices=1 or use one "
-            f"of the multi-device variants {sorted(_MULTI_DEVICE)}"
+            f"of the multi-device variants {multi}"
         )
     return _REGISTRY[name](devices=devs, lr=lr, dtype=dtype, **options)
 
@@ -281,24 +281,44 @@ def _host_params(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(w), np.asarray(b)) for w, b in params]
 
 
-# --------------------------------------------------------------------------- single device
+def _compiled(
+    name: str,
+    devices: list[Any],
+    dtype: str,
+    lr: Any,
+    place: Callable[[Params, Batch], tuple[Any, Any]],
+    update_fn: Any,
+    predict_fn: Any,
+    **fields: Any,
+) -> Kernel:
+    """A :class:`Kernel` whose ``update`` and ``predict`` are the compiled functions themselves
+    (``fields`` overrides any attribute, e.g. a ``predict`` that reshapes)."""
+    attrs = {"update": update_fn, "predict": predict_fn, "to_host": _host, **fields}
+    return Kernel(
+        name, devices, dtype, lr, place, update_fn=update_fn, predict_fn=predict_fn, **attrs
+    )
 
 
-@register("jit")
-def _jit(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = _compute_dtype(dtype)
-    dev = devices[0]
-    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+def _on_one_device(dev: Any) -> Callable[[Params, Batch], tuple[Any, Any]]:
+    """``place`` for a one-device variant: params (if given) and batch put on ``dev``."""
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
         placed = None if params is None else jax.device_put(_host_params(params), dev)
         return placed, jax.device_put(batch, dev)
 
-    return Kernel(
-        "jit", devices, dtype, lr, place, update_fn, predict_fn, _host, update_fn, predict_fn
-    )
+    return place
+
+
+# --------------------------------------------------------------------------- single device
+
+
+@register("jit")
+def _jit(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
+    cd = _compute_dtype(dtype)
+    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
+    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+    return _compiled("jit", devices, dtype, lr, _on_one_device(devices[0]), update_fn, predict_fn)
 
 
 def per_example_grads(params: Params, batch: Batch, compute_dtype: str | None = None) -> Params:
@@ -318,7 +338,6 @@ def per_example_grads(params: Params, batch: Batch, compute_dtype: str | None = 
 @register("vmap")
 def _vmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
     cd = _compute_dtype(dtype)
-    dev = devices[0]
 
     def step(params: Params, batch: Batch) -> Params:
         grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example_grads(params, batch, cd))
@@ -331,15 +350,7 @@ def _vmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
     update_fn = jax.jit(step, donate_argnums=0)
     predict_fn = jax.jit(batched_predict)
-
-    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
-        _check_params(params, batch)
-        placed = None if params is None else jax.device_put(_host_params(params), dev)
-        return placed, jax.device_put(batch, dev)
-
-    return Kernel(
-        "vmap", devices, dtype, lr, place, update_fn, predict_fn, _host, update_fn, predict_fn
-    )
+    return _compiled("vmap", devices, dtype, lr, _on_one_device(devices[0]), update_fn, predict_fn)
 
 
 # --------------------------------------------------------------------------- data parallel
@@ -387,8 +398,8 @@ def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
             return [(np.asarray(w)[0], np.asarray(b)[0]) for w, b in first]
         return [(np.asarray(w[0]), np.asarray(b[0])) for w, b in jax.device_get(params)]
 
-    return Kernel(
-        "pmap", devices, dtype, lr, place, update_fn, predict, to_host, update_fn, predict_fn
+    return _compiled(
+        "pmap", devices, dtype, lr, place, update_fn, predict_fn, predict=predict, to_host=to_host
     )
 
 
@@ -396,16 +407,23 @@ def _batch_mesh(devices: list[Any]) -> jax.sharding.Mesh:
     return jax.make_mesh((len(devices),), ("batch",), devices=devices)
 
 
-def _place_data_parallel(
-    mesh: jax.sharding.Mesh, params: Params | None, batch: Batch
-) -> tuple[Any, Any]:
-    _check_params(params, batch)
-    n = mesh.shape["batch"]
-    _check_divisible(np.shape(batch[0])[0], n)
-    placed_batch = _put(batch, NamedSharding(mesh, P("batch")))
-    if params is None:
-        return None, placed_batch
-    return _put(_host_params(params), NamedSharding(mesh, P())), placed_batch
+def _data_parallel(
+    name: str, mesh: jax.sharding.Mesh, dtype: str, lr: Any, update_fn: Any, predict_fn: Any
+) -> Kernel:
+    """A data-parallel kernel over ``mesh`` (one axis, ``batch``): the batch split over its
+    devices, the params replicated on every one."""
+    devices = list(mesh.devices.flat)
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        _check_params(params, batch)
+        _check_divisible(np.shape(batch[0])[0], len(devices))
+        placed_batch = _put(batch, NamedSharding(mesh, P("batch")))
+        if params is None:
+            return None, placed_batch
+        return _put(_host_params(params), NamedSharding(mesh, P())), placed_batch
+
+    options = {"mesh": {"batch": len(devices)}}
+    return _compiled(name, devices, dtype, lr, place, update_fn, predict_fn, options=options)
 
 
 @register("sharded")
@@ -419,23 +437,7 @@ def _sharded(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
         out_shardings=replicated,
     )
     predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
-
-    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
-        return _place_data_parallel(mesh, params, batch)
-
-    return Kernel(
-        "sharded",
-        devices,
-        dtype,
-        lr,
-        place,
-        update_fn,
-        predict_fn,
-        _host,
-        update_fn,
-        predict_fn,
-        options={"mesh": {"batch": len(devices)}},
-    )
+    return _data_parallel("sharded", mesh, dtype, lr, update_fn, predict_fn)
 
 
 @register("shard_map")
@@ -461,23 +463,7 @@ def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
     )
     update_fn = jax.jit(step, donate_argnums=0)
     predict_fn = jax.jit(local_predict)
-
-    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
-        return _place_data_parallel(mesh, params, batch)
-
-    return Kernel(
-        "shard_map",
-        devices,
-        dtype,
-        lr,
-        place,
-        update_fn,
-        predict_fn,
-        _host,
-        update_fn,
-        predict_fn,
-        options={"mesh": {"batch": len(devices)}},
-    )
+    return _data_parallel("shard_map", mesh, dtype, lr, update_fn, predict_fn)
 
 
 # --------------------------------------------------------------------------- fused steps
@@ -487,8 +473,6 @@ def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kernel:
     cd = _compute_dtype(dtype)
     dev = devices[0]
-    if steps < 1:
-        raise ValueError(f"steps {steps} must be at least 1")
 
     def multi_step(params: Params, batches: Batch) -> Params:
         def body(p: Params, batch: Batch) -> tuple[Params, None]:
@@ -512,7 +496,8 @@ def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kerne
         placed = None if params is None else jax.device_put(_host_params(params), dev)
         return placed, jax.device_put(batches, dev)
 
-    return Kernel(
+    options = {"steps": steps}
+    return _compiled(
         "scan",
         devices,
         dtype,
@@ -520,11 +505,8 @@ def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kerne
         place,
         update_fn,
         predict_fn,
-        _host,
-        update_fn,
-        predict_fn,
         steps_per_call=steps,
-        options={"steps": steps},
+        options=options,
     )
 
 
@@ -609,7 +591,7 @@ def _sharded_tp(
 ) -> Kernel:
     cd = _compute_dtype(dtype)
     n = len(devices)
-    mp = model_parallel if model_parallel is not None else (2 if n % 2 == 0 else 1)
+    mp = catalog.model_parallel(n, model_parallel)
     if mp < 1 or n % mp:
         raise ValueError(
             f"model_parallel {mp} must divide the device count {n}; pick one of "
@@ -643,18 +625,9 @@ def _sharded_tp(
         host = _host_params(params)
         return _put(host, shardings(model.layer_sizes_of(host))), placed_batch
 
-    return Kernel(
-        "sharded_tp",
-        devices,
-        dtype,
-        lr,
-        place,
-        update_fn,
-        predict_fn,
-        _host,
-        update_fn,
-        predict_fn,
-        options={"mesh": {"batch": n // mp, "model": mp}},
+    options = {"mesh": {"batch": n // mp, "model": mp}}
+    return _compiled(
+        "sharded_tp", devices, dtype, lr, place, update_fn, predict_fn, options=options
     )
 
 
@@ -693,17 +666,6 @@ def _ensemble(
             raise ValueError(f"stacked params have {host[0][0].shape[0]} members, kernel has {k}")
         return jax.device_put(host, dev), placed_batch
 
-    return Kernel(
-        "ensemble",
-        devices,
-        dtype,
-        tuple(float(x) for x in lr_vec),
-        place,
-        update_fn,
-        predict_fn,
-        _host,
-        update_fn,
-        predict_fn,
-        work_multiplier=k,
-        options={"members": k},
-    )
+    lrs = tuple(float(x) for x in lr_vec)
+    extra = {"work_multiplier": k, "options": {"members": k}}
+    return _compiled("ensemble", devices, dtype, lrs, place, update_fn, predict_fn, **extra)

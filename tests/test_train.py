@@ -37,8 +37,8 @@ def test_fashion_mnist_reference_accuracy(capsys, variant):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--layers", "100,10"], "first width must be the image size 784"),
-        (["--layers", "784,9"], "class count 10"),
+        (["--layers", "100,10"], "must start with 784"),
+        (["--layers", "784,9"], "end with 10"),
         (["--epochs", "0"], "must be positive"),
         (["--batch-size", "-1"], "must be positive"),
         (["--lr", "0"], "must be positive"),
