@@ -12,13 +12,13 @@ import sys
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("bench.sweep", "run the benchmark sweep and write a run directory"),
-    "report": ("bench.report", "tables and plots from one or more run directories"),
-    "compare": ("bench.compare", "compare two runs: regressions with statistics"),
-    "baseline": ("bench.baseline", "save or show the baseline for this machine"),
-    "ab": ("bench.ab", "A/B two git commits interleaved on this machine"),
-    "validate": ("bench.validate", "measure compare's false-alarm and detection rates"),
-    "launch": ("bench.launch", "start N local processes for a jax.distributed run"),
+    "run": ("bench.commands.run", "run the benchmark sweep and write a run directory"),
+    "report": ("bench.commands.report", "tables and plots from one or more run directories"),
+    "compare": ("bench.commands.compare", "compare two runs: regressions with statistics"),
+    "baseline": ("bench.commands.baseline", "save or show the baseline for this machine"),
+    "ab": ("bench.commands.ab", "A/B two git commits interleaved on this machine"),
+    "validate": ("bench.commands.validate", "measure compare's false-alarm and detection rates"),
+    "launch": ("bench.commands.launch", "start N local processes for a jax.distributed run"),
 }
 
 

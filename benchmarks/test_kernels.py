@@ -5,7 +5,7 @@ the device once, the kernel is compiled and warmed up before timing, and the tim
 with ``jax.block_until_ready`` so that a round measures the whole computation, not just its
 dispatch. ``update`` donates its params, so the timed function threads them through a closure.
 
-Each benchmark's ``extra_info`` carries the key columns of :mod:`bench.schema` (framework,
+Each benchmark's ``extra_info`` carries the key columns of :mod:`bench.results.schema` (framework,
 variant, kernel, backend, device_kind, n_processes, n_devices, layer_sizes, batch_size,
 dtype), ``steps_per_call`` and ``config_id``, so that ``python -m bench compare`` can match a
 saved pytest-benchmark file against a ``python -m bench run`` directory. Times in the JSON are
@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import pytest
 
-from bench import schema
+from bench.results import schema
 from mnist_kernels import NUM_CLASSES, init_params, variants
 
 LAYER_SIZES = ([784, 10], [784, 256, 256, 10])

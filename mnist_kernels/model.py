@@ -127,6 +127,12 @@ def _varying_axes(x: Array) -> frozenset[str]:
 _thin_dot.defvjp(_thin_dot_fwd, _thin_dot_bwd)
 
 
+def compute_dtype(dtype: str) -> str | None:
+    """The ``compute_dtype`` argument of the functions below for a kernel's ``dtype``: None
+    (the parameters' own) for float32, else the dtype's name."""
+    return None if dtype == "float32" else dtype
+
+
 def _affine(x: Array, w: Array, b: Array, compute_dtype: str | None) -> jax.Array:
     if compute_dtype is None or jnp.dtype(compute_dtype) == jnp.dtype(w.dtype):
         out = _thin_dot(x, w) if w.shape[-1] <= THIN_OUTPUT else jnp.dot(x, w)

@@ -14,7 +14,8 @@ import time
 import jax
 import numpy as np
 
-from . import argtypes, data, model, variants
+from . import argtypes, data, model
+from .epoch import train_epoch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         perm = perm_rng.permutation(n)
         start = time.perf_counter()
         if args.variant == "scan":
-            params = variants.train_epoch(
-                params, dev_x, dev_y, perm, batch_size=args.batch_size, lr=args.lr
-            )
+            params = train_epoch(params, dev_x, dev_y, perm, batch_size=args.batch_size, lr=args.lr)
         else:
             try:
                 from tqdm import tqdm

@@ -29,7 +29,7 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import catalog, model
+from . import catalog, model, placement
 from .catalog import is_multi_device as is_multi_device
 from .model import Batch, Params
 
@@ -172,10 +172,6 @@ def _resolve_devices(name: str, devices: int | Sequence[Any] | None) -> list[Any
     return devs
 
 
-def _compute_dtype(dtype: str) -> str | None:
-    return None if dtype == "float32" else dtype
-
-
 def _check_params(params: Params, batch: Batch) -> None:
     if params is None:
         return
@@ -213,74 +209,6 @@ def _check_divisible(batch_size: int, n: int, what: str = "devices") -> None:
         )
 
 
-def _host(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    if any(_spans_processes(a) for a in jax.tree.leaves(params)):
-        return [(_gather(w), _gather(b)) for w, b in params]
-    return [(np.asarray(w), np.asarray(b)) for w, b in jax.device_get(params)]
-
-
-# --------------------------------------------------------------------------- placement
-#
-# Under ``jax.distributed`` a mesh spans every process's devices and no process can address
-# all of them. Each process then passes the same global value to ``place`` and contributes
-# only its own slice: ``jax.make_array_from_process_local_data``. In one process these are
-# plain ``jax.device_put`` calls.
-
-
-def _spans_processes(x: Any) -> bool:
-    return isinstance(x, jax.Array) and not x.is_fully_addressable
-
-
-def _gather(x: Any) -> np.ndarray:
-    """A global array as a NumPy array on every process (a collective when it is sharded)."""
-    if not _spans_processes(x) or x.is_fully_replicated:
-        return np.asarray(x)
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _process_block(shape: tuple[int, ...], sharding: Any) -> tuple[slice, ...] | None:
-    """The block of a global array this process's devices hold, or None if it is not one."""
-    block = []
-    indices = list(sharding.addressable_devices_indices_map(shape).values())
-    for d, size in enumerate(shape):
-        ranges = {idx[d].indices(size)[:2] for idx in indices}
-        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-        if sum(b - a for a, b in ranges) != hi - lo:
-            return None  # this process's pieces do not tile one block
-        block.append(slice(lo, hi))
-    return tuple(block)
-
-
-def _put_one(x: Any, sharding: Any) -> jax.Array:
-    if sharding.is_fully_addressable:
-        return jax.device_put(x, sharding)
-    x = np.asarray(x)
-    block = _process_block(x.shape, sharding)
-    if block is None:
-        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-    return jax.make_array_from_process_local_data(sharding, x[block], x.shape)
-
-
-def _put(tree: Any, sharding: Any) -> Any:
-    """``jax.device_put(tree, sharding)`` that also works for a mesh spanning processes.
-
-    ``sharding`` is one sharding for every leaf or a tree of them shaped like ``tree``.
-    """
-    if all(s.is_fully_addressable for s in jax.tree.leaves(sharding)):
-        return jax.device_put(tree, sharding)
-    if isinstance(sharding, jax.sharding.Sharding):
-        return jax.tree.map(lambda a: _put_one(a, sharding), tree)
-    return jax.tree.map(_put_one, tree, sharding)
-
-
-def _host_params(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
-    # Build parameters on the host first: putting an array that already lives on device 0 to
-    # a replicated sharding may share its buffer, and donating the copy would delete it.
-    return [(np.asarray(w), np.asarray(b)) for w, b in params]
-
-
 def _compiled(
     name: str,
     devices: list[Any],
@@ -293,7 +221,7 @@ def _compiled(
 ) -> Kernel:
     """A :class:`Kernel` whose ``update`` and ``predict`` are the compiled functions themselves
     (``fields`` overrides any attribute, e.g. a ``predict`` that reshapes)."""
-    attrs = {"update": update_fn, "predict": predict_fn, "to_host": _host, **fields}
+    attrs = {"update": update_fn, "predict": predict_fn, "to_host": placement.to_host, **fields}
     return Kernel(
         name, devices, dtype, lr, place, update_fn=update_fn, predict_fn=predict_fn, **attrs
     )
@@ -304,7 +232,7 @@ def _on_one_device(dev: Any) -> Callable[[Params, Batch], tuple[Any, Any]]:
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
-        placed = None if params is None else jax.device_put(_host_params(params), dev)
+        placed = None if params is None else jax.device_put(placement.host_params(params), dev)
         return placed, jax.device_put(batch, dev)
 
     return place
@@ -315,7 +243,7 @@ def _on_one_device(dev: Any) -> Callable[[Params, Batch], tuple[Any, Any]]:
 
 @register("jit")
 def _jit(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
     predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
     return _compiled("jit", devices, dtype, lr, _on_one_device(devices[0]), update_fn, predict_fn)
@@ -337,7 +265,7 @@ def per_example_grads(params: Params, batch: Batch, compute_dtype: str | None = 
 
 @register("vmap")
 def _vmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
 
     def step(params: Params, batch: Batch) -> Params:
         grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example_grads(params, batch, cd))
@@ -358,7 +286,7 @@ def _vmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
 @register("pmap")
 def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     n = len(devices)
 
     def step(params: Params, batch: Batch) -> Params:
@@ -379,18 +307,18 @@ def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
         _check_params(params, batch)
         _check_divisible(np.shape(batch[0])[0], n)
         split = jax.tree.map(lambda a: np.reshape(a, (n, -1, *np.shape(a)[1:])), batch)
-        placed_batch = _put(split, leading)
+        placed_batch = placement.put(split, leading)
         if params is None:
             return None, placed_batch
-        stacked = [(np.stack([w] * n), np.stack([b] * n)) for w, b in _host_params(params)]
-        return _put(stacked, leading), placed_batch
+        stacked = [(np.stack([w] * n), np.stack([b] * n)) for w, b in placement.host_params(params)]
+        return placement.put(stacked, leading), placed_batch
 
     def predict(params: Any, inputs: Any) -> jax.Array:
         out = predict_fn(params, inputs)
         return out.reshape(-1, out.shape[-1])
 
     def to_host(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-        if any(_spans_processes(a) for a in jax.tree.leaves(params)):
+        if any(placement.spans_processes(a) for a in jax.tree.leaves(params)):
             # every device holds a replica: this process's first one
             first = [
                 (w.addressable_shards[0].data, b.addressable_shards[0].data) for w, b in params
@@ -417,10 +345,10 @@ def _data_parallel(
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
         _check_divisible(np.shape(batch[0])[0], len(devices))
-        placed_batch = _put(batch, NamedSharding(mesh, P("batch")))
+        placed_batch = placement.put(batch, NamedSharding(mesh, P("batch")))
         if params is None:
             return None, placed_batch
-        return _put(_host_params(params), NamedSharding(mesh, P())), placed_batch
+        return placement.put(placement.host_params(params), NamedSharding(mesh, P())), placed_batch
 
     options = {"mesh": {"batch": len(devices)}}
     return _compiled(name, devices, dtype, lr, place, update_fn, predict_fn, options=options)
@@ -428,7 +356,7 @@ def _data_parallel(
 
 @register("sharded")
 def _sharded(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     mesh = _batch_mesh(devices)
     replicated = NamedSharding(mesh, P())
     update_fn = jax.jit(
@@ -442,7 +370,7 @@ def _sharded(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
 @register("shard_map")
 def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     mesh = _batch_mesh(devices)
 
     def local_loss(params: Params, batch: Batch) -> jax.Array:
@@ -471,7 +399,7 @@ def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
 @register("scan")
 def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     dev = devices[0]
 
     def multi_step(params: Params, batches: Batch) -> Params:
@@ -493,7 +421,7 @@ def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kerne
             )
         if params is not None:
             _check_params(params, (inputs[0], targets[0]))
-        placed = None if params is None else jax.device_put(_host_params(params), dev)
+        placed = None if params is None else jax.device_put(placement.host_params(params), dev)
         return placed, jax.device_put(batches, dev)
 
     options = {"steps": steps}
@@ -508,57 +436,6 @@ def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kerne
         steps_per_call=steps,
         options=options,
     )
-
-
-def epoch_permutations(num_train: int, epochs: int, seed: int = 0) -> list[np.ndarray]:
-    """The notebook's data order: one ``RandomState(seed)`` permutation per epoch."""
-    rng = np.random.RandomState(seed)
-    return [rng.permutation(num_train) for _ in range(epochs)]
-
-
-@functools.lru_cache(maxsize=32)
-def _epoch_fn(batch_size: int, lr: float, cd: str | None) -> Callable[..., Params]:
-    def run(params: Params, images: jax.Array, labels: jax.Array, perm: jax.Array) -> Params:
-        num_train = perm.shape[0]
-        full, leftover = divmod(num_train, batch_size)
-
-        def body(p: Params, i: jax.Array) -> tuple[Params, None]:
-            idx = lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-            batch = (jnp.take(images, idx, axis=0), jnp.take(labels, idx, axis=0))
-            return model.update(p, batch, lr, cd), None
-
-        params = lax.scan(body, params, jnp.arange(full))[0]
-        if leftover:
-            idx = perm[full * batch_size :]
-            params = model.update(params, (images[idx], labels[idx]), lr, cd)
-        return params
-
-    return jax.jit(run, donate_argnums=0)
-
-
-def train_epoch(
-    params: Any,
-    images: jax.Array,
-    labels: jax.Array,
-    perm: np.ndarray | jax.Array,
-    *,
-    batch_size: int = 128,
-    lr: float = 0.001,
-    dtype: str = "float32",
-) -> Any:
-    """One whole epoch in one compiled call, in the notebook's order.
-
-    ``images`` ``(N, 784)`` and ``labels`` ``(N, 10)`` stay on the device; ``perm`` is the
-    epoch's permutation (see :func:`epoch_permutations`). Consecutive ``batch_size`` slices of
-    the permuted data are SGD steps fused by ``lax.scan``; the last, short batch is one more
-    step. ``params`` are donated. Returns the new params.
-    """
-    if batch_size < 1 or batch_size > np.shape(perm)[0]:
-        raise ValueError(
-            f"batch_size {batch_size} must be between 1 and the training set size {np.shape(perm)[0]}"
-        )
-    fn = _epoch_fn(int(batch_size), float(lr), _compute_dtype(dtype))
-    return fn(params, images, labels, jnp.asarray(perm, dtype=jnp.int32))
 
 
 # --------------------------------------------------------------------------- beyond the basics
@@ -589,7 +466,7 @@ def _tp_specs(layer_sizes: list[int]) -> list[tuple[P, P]]:
 def _sharded_tp(
     *, devices: list[Any], lr: float, dtype: str, model_parallel: int | None = None
 ) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     n = len(devices)
     mp = catalog.model_parallel(n, model_parallel)
     if mp < 1 or n % mp:
@@ -619,11 +496,11 @@ def _sharded_tp(
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
         _check_divisible(np.shape(batch[0])[0], n // mp, "data-parallel groups")
-        placed_batch = _put(batch, NamedSharding(mesh, P("batch")))
+        placed_batch = placement.put(batch, NamedSharding(mesh, P("batch")))
         if params is None:
             return None, placed_batch
-        host = _host_params(params)
-        return _put(host, shardings(model.layer_sizes_of(host))), placed_batch
+        host = placement.host_params(params)
+        return placement.put(host, shardings(model.layer_sizes_of(host))), placed_batch
 
     options = {"mesh": {"batch": n // mp, "model": mp}}
     return _compiled(
@@ -635,7 +512,7 @@ def _sharded_tp(
 def _ensemble(
     *, devices: list[Any], lr: float | Sequence[float], dtype: str, members: int | None = None
 ) -> Kernel:
-    cd = _compute_dtype(dtype)
+    cd = model.compute_dtype(dtype)
     dev = devices[0]
     lrs = tuple(float(x) for x in lr) if isinstance(lr, Sequence) else None
     k = len(lrs) if lrs is not None else (members or 4)
@@ -658,7 +535,7 @@ def _ensemble(
         placed_batch = jax.device_put(batch, dev)
         if params is None:
             return None, placed_batch
-        host = _host_params(params)
+        host = placement.host_params(params)
         if host[0][0].ndim == 2:  # one model: every member starts from it
             _check_params(host, batch)
             host = [(np.stack([w] * k), np.stack([b] * k)) for w, b in host]

@@ -1,0 +1,89 @@
+"""What the benchmark can measure, in one place and without JAX: variants (the model's, from
+:mod:`mnist_kernels.catalog`, and the peers in other frameworks), kernels, dtypes and the layer
+sizes the presets use. The parent process plans with it; the worker checks requests against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mnist_kernels.catalog import DTYPES as DTYPES
+from mnist_kernels.catalog import EPOCH as EPOCH
+from mnist_kernels.catalog import PREDICT as PREDICT
+from mnist_kernels.catalog import UPDATE as UPDATE
+from mnist_kernels.catalog import VARIANTS as MODEL_VARIANTS
+from mnist_kernels.catalog import data_parallel_groups as data_parallel_groups
+from mnist_kernels.catalog import flops_forward as flops_forward
+from mnist_kernels.catalog import flops_update as flops_update
+from mnist_kernels.catalog import is_multi_device as is_multi_device
+from mnist_kernels.catalog import n_params as n_params
+from mnist_kernels.catalog import parse_layers as parse_layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """The same model and step in another framework, timed by the same code as the variants."""
+
+    name: str
+    framework: str
+    summary: str
+    kernels: tuple[str, ...] = (UPDATE, PREDICT)
+
+
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        Peer("torch-eager", "torch", "PyTorch autograd, SGD in place"),
+        Peer("torch-compile", "torch", "the whole step in one torch.compile graph"),
+        Peer("numpy", "numpy", "forward and backward by hand in float32 NumPy"),
+    )
+}
+
+JAX_VARIANTS = tuple(MODEL_VARIANTS)
+PEER_VARIANTS = tuple(PEERS)
+ALL_VARIANTS = JAX_VARIANTS + PEER_VARIANTS
+#: variants that spread one step over several devices.
+MULTI_DEVICE = frozenset(v for v in JAX_VARIANTS if is_multi_device(v))
+#: the kernels of the default grids; ``epoch`` (a whole training epoch) only where asked for.
+KERNELS = (UPDATE, PREDICT)
+ALL_KERNELS = (UPDATE, PREDICT, EPOCH)
+
+#: logistic regression and the notebook's deep net: the two models every preset measures.
+LOGREG = (784, 10)
+DEEP = (784, 1024, 1024, 10)
+
+#: the order variants are listed in tables and legends.
+DISPLAY_ORDER = (
+    "jit",
+    "vmap",
+    "scan",
+    "pmap",
+    "sharded",
+    "shard_map",
+    "sharded_tp",
+    "ensemble",
+    *PEER_VARIANTS,
+)
+
+
+def framework(variant: str) -> str:
+    """``jax`` for the model's variants, the peer's framework otherwise."""
+    return PEERS[variant].framework if variant in PEERS else "jax"
+
+
+def kernels_of(variant: str) -> tuple[str, ...]:
+    """The kernels ``variant`` has; ``ValueError`` naming the known variants if it is unknown."""
+    if variant in PEERS:
+        return PEERS[variant].kernels
+    if variant in MODEL_VARIANTS:
+        return MODEL_VARIANTS[variant].kernels
+    raise ValueError(f"unknown variant {variant!r}; known: {', '.join(ALL_VARIANTS)}")
+
+
+def check_known(kind: str, values: list[str] | tuple[str, ...] | None) -> None:
+    """``ValueError`` when ``values`` hold a name that is not a known ``kind`` (``variants``,
+    ``kernels`` or ``dtypes``), naming the bad ones and the known ones."""
+    known = {"variants": ALL_VARIANTS, "kernels": ALL_KERNELS, "dtypes": DTYPES}[kind]
+    bad = [v for v in values or () if v not in known]
+    if bad:
+        raise ValueError(f"--{kind} {','.join(bad)}: unknown; pick from {', '.join(known)}")

@@ -1,0 +1,117 @@
+"""`python -m bench compare BASELINE CURRENT`: regressions, with statistics and exact gates.
+
+BASELINE and CURRENT are each a run directory (``python -m bench run``), a baseline file
+(``python -m bench baseline save``) or a JSON file saved by pytest-benchmark.
+``--baseline auto CURRENT`` takes the baseline saved for CURRENT's machine.
+
+Rows are matched by configuration: the key columns of :mod:`bench.results.schema` except
+``device_kind`` (the hardware check below covers the device); two pytest-benchmark files are
+matched by each benchmark's ``fullname``. For every matched row:
+
+- **step time** (``--fail-on step``, the default): ratio of medians of the raw per-step samples
+  with a bootstrap confidence interval, and a Mann–Whitney U p-value. ``slower`` only when the
+  ratio exceeds ``--factor`` (1.10) **and** ``p < --alpha`` (0.01); ``faster`` symmetrically;
+  otherwise ``same`` (see :mod:`bench.stats`). Too few samples: ``same`` with a note; no raw
+  samples (pytest-benchmark without ``--benchmark-save-data``): the ratio alone decides, with
+  a note. Other verdicts: ``new`` (only in CURRENT), ``missing`` (only in BASELINE), ``error``
+  (either side's status is not ``ok``).
+- **compile time** (``--fail-on compile``): ``trace_s + lower_s + compile_s``, one measurement
+  a side and no samples, so the verdict is the ratio alone against ``--compile-factor``
+  (default 1.5, because compile times are noisy).
+- **deterministic figures** (``--fail-on hlo``): ``recompiles``, ``hlo_ops`` and
+  ``hlo_fusions`` must be equal; ``xla_flops``, ``bytes_accessed`` and ``peak_memory_bytes``
+  equal within a relative 1e-6. Every change is reported with both numbers, and
+  ``recompiles > 0`` in CURRENT is always reported. Figures missing on either side are skipped.
+
+Exit codes: 0 no regression; 1 at least one failure of a metric named in ``--fail-on``; 2 bad
+input. When the two sides' hardware fingerprints differ a warning is printed and nothing
+gates (exit 0) unless ``--allow-different-hardware`` is given.
+
+When one side is a pytest-benchmark file and the other a run or baseline, the run side's
+``sync_samples_s`` (a sync after every call, as pytest-benchmark times) are used where present.
+The comparison itself is :mod:`bench.regression`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mnist_kernels.argtypes import positive_int
+
+from ..regression.render import present, say
+from ..regression.sides import InputError, load_input, resolve_baseline
+from ..regression.verdicts import Report, compare
+from ..results import baseline
+from . import options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Compare BASELINE and CURRENT (run directories, baseline files or pytest-benchmark "
+        "JSON files). Exit 0: no regression; 1: a regression in a --fail-on metric; 2: bad input."
+    )
+    parser.epilog = (
+        "A step time is 'slower' only when median(current)/median(baseline) > --factor AND the "
+        "two-sided Mann-Whitney U p-value of the raw samples < --alpha; the ratio's 95%% "
+        "interval is a bootstrap. Deterministic figures (--fail-on hlo): recompiles, hlo_ops "
+        "and hlo_fusions must match exactly; xla_flops, bytes_accessed and peak_memory_bytes "
+        "within a relative 1e-6. When the hardware fingerprints differ, a warning is printed "
+        "and the exit code is 0 unless --allow-different-hardware."
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="BASELINE CURRENT; or only CURRENT together with --baseline",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="PATH|auto",
+        help="the baseline (instead of the BASELINE argument); 'auto' picks "
+        "<baseline-dir>/<hardware fingerprint of CURRENT>.json",
+    )
+    parser.add_argument(
+        "--baseline-dir",
+        metavar="DIR",
+        default=str(baseline.DEFAULT_DIR),
+        help="where --baseline auto looks (default: %(default)s)",
+    )
+    options.add_rule_arguments(parser)
+    parser.add_argument("--markdown", metavar="FILE", help="also write a Markdown report here")
+    parser.add_argument("--json", metavar="FILE", help="also write every row as JSON here")
+    parser.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=2000,
+        metavar="N",
+        help="bootstrap resamples for the ratio's 95%% interval (default: %(default)s)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        rep = _run(args)
+    except InputError as e:
+        say(f"compare: error: {e}")
+        return 2
+    return present(rep, markdown=args.markdown, json_path=args.json)
+
+
+def _run(args: argparse.Namespace) -> Report:
+    paths = list(args.paths)
+    if args.baseline is not None:
+        if len(paths) != 1:
+            raise InputError(
+                f"with --baseline give only CURRENT, got {len(paths)} path(s): "
+                "`compare --baseline auto CURRENT`"
+            )
+        current = load_input(paths[0])
+        base = load_input(resolve_baseline(current, args.baseline, args.baseline_dir))
+    else:
+        if len(paths) != 2:
+            raise InputError(
+                f"expected BASELINE and CURRENT, got {len(paths)} path(s): "
+                "`compare BASELINE CURRENT` or `compare --baseline auto CURRENT`"
+            )
+        base, current = load_input(paths[0]), load_input(paths[1])
+    return compare(base, current, options.rule_from(args, n_boot=args.bootstrap))

@@ -1,0 +1,292 @@
+"""The flags several commands share, defined once: those that select what to measure (``run``,
+``ab``), those that set the rule a comparison judges by (``compare``, ``ab``, ``validate``), the
+``--config FILE.toml`` file, and the :class:`~bench.selection.Selection` built from them."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+
+from mnist_kernels.argtypes import csv, ints, positive_int
+
+from .. import catalog, selection, stats
+from ..regression.verdicts import DEFAULT_COMPILE_FACTOR, FAIL_ON_CHOICES, CompareSettings
+from ..selection import Selection
+
+# --- value types -------------------------------------------------------------------------------
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def factor(text: str) -> float:
+    f = _number(text)
+    if not f >= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1 (e.g. 1.10 for +10%)")
+    return f
+
+
+def alpha(text: str) -> float:
+    a = _number(text)
+    if not 0.0 < a < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (e.g. 0.01)")
+    return a
+
+
+def passes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of passes, 1 or more")
+    return value
+
+
+def fail_on(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if items in ((), ("none",)):
+        return ()
+    bad = [t for t in items if t not in FAIL_ON_CHOICES]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric(s) {', '.join(bad)}; use a comma-separated list of "
+            f"{', '.join(FAIL_ON_CHOICES)} (or none)"
+        )
+    return items
+
+
+# --- what to measure ---------------------------------------------------------------------------
+
+
+def add_selection_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that choose the configurations (every grid of the preset has its fields
+    replaced by the ones given), and ``--config``."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--quick",
+        dest="preset",
+        action="store_const",
+        const="quick",
+        help="a small sweep (about a minute on 2 cores)",
+    )
+    g.add_argument(
+        "--full",
+        dest="preset",
+        action="store_const",
+        const="full",
+        help="everything: more batch sizes, widths, depths and both dtypes",
+    )
+    p.add_argument("--preset", choices=selection.PRESETS, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--variants",
+        type=csv,
+        help=f"comma list from {', '.join(catalog.ALL_VARIANTS)} "
+        "(default: all, peers included when installed)",
+    )
+    p.add_argument("--kernels", type=csv, help="update, predict or both (default both)")
+    p.add_argument(
+        "--layers", action="append", help="layer sizes like 784,1024,1024,10; repeat for several"
+    )
+    p.add_argument(
+        "--depths", type=ints, help="depth sweep: numbers of hidden layers (with --width)"
+    )
+    p.add_argument("--width", type=int, default=512, help="hidden width for --depths (512)")
+    p.add_argument("--batch-sizes", type=ints, help="comma list, like 1,32,128,1024,4096")
+    p.add_argument("--dtypes", type=csv, help="float32, bfloat16 or both")
+    p.add_argument("--devices", type=ints, help="device counts, like 1,2,4 (CPU: fake devices)")
+    p.add_argument(
+        "--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)"
+    )
+    p.add_argument(
+        "--scan-steps",
+        type=int,
+        default=None,
+        help="SGD steps per scan call (default: 8, fewer above batch 1024)",
+    )
+    p.add_argument("--members", type=int, default=None, help="ensemble members (4)")
+    p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist or synthetic")
+    p.add_argument("--data-dir", default=None, help="where the IDX files are (see README)")
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        default=None,
+        help="the same keys in a TOML file (flags given on the line win)",
+    )
+
+
+#: keys a ``--config`` file may hold (the ``bench run`` flags, underscored).
+TOML_KEYS = {
+    "preset",
+    "variants",
+    "kernels",
+    "layers",
+    "depths",
+    "width",
+    "batch_sizes",
+    "dtypes",
+    "devices",
+    "backends",
+    "scan_steps",
+    "members",
+    "dataset",
+    "data_dir",
+    "out",
+    "timeout",
+    "repeats",
+    "no_peaks",
+    "quiet",
+}
+
+
+def merge_config(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill flags not given on the command line from ``--config FILE.toml``.
+
+    Raises:
+      ValueError: the file cannot be read or holds an unknown key.
+    """
+    if not getattr(args, "config", None):
+        return args
+    path = Path(args.config)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"--config {path}: {e}") from None
+    doc = doc.get("bench", doc)
+    unknown = set(doc) - TOML_KEYS
+    if unknown:
+        raise ValueError(
+            f"--config {path}: unknown keys {sorted(unknown)}; known: {sorted(TOML_KEYS)}"
+        )
+    for key, value in doc.items():
+        if getattr(args, key, None) in (None, False):
+            if key in ("variants", "kernels", "dtypes", "backends") and isinstance(value, str):
+                value = csv(value)
+            if key == "layers":
+                value = [v if isinstance(v, str) else ",".join(map(str, v)) for v in value]
+            if key == "backends" and isinstance(value, list):
+                value = ",".join(value)
+            setattr(args, key, value)
+    return args
+
+
+def backends_of(text: str | None) -> tuple[str, ...]:
+    """``--backends``: ``all`` (or nothing) is every backend."""
+    return selection.ALL_BACKENDS if text in (None, "all") else tuple(csv(text))
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    """The :class:`Selection` the flags (merged with ``--config``) ask for.
+
+    Raises:
+      ValueError: an unknown variant, kernel or dtype, bad layer sizes, a count below 1.
+    """
+    args = merge_config(args)
+    grids = selection.preset(args.preset or "default")
+    layers = None
+    if args.layers or args.depths:
+        layers = [catalog.parse_layers(x) for x in (args.layers or [])]
+        layers += list(selection.depth_layers(args.depths or [], args.width))
+    for kind in ("variants", "kernels", "dtypes"):
+        catalog.check_known(kind, getattr(args, kind))
+    if any(b < 1 for b in args.batch_sizes or []) or any(d < 1 for d in args.devices or []):
+        raise ValueError("--batch-sizes and --devices must be positive integers")
+    grids = selection.override(
+        grids,
+        variants=args.variants,
+        kernels=args.kernels,
+        layers=layers,
+        batch_sizes=args.batch_sizes,
+        dtypes=args.dtypes,
+        devices=args.devices,
+    )
+    options = {"scan": {"steps": args.scan_steps}, "ensemble": {"members": args.members}}
+    options = {
+        k: catalog.MODEL_VARIANTS[k].check_options(v)
+        for k, v in options.items()
+        if all(x is not None for x in v.values())
+    }
+    return Selection(
+        grids=tuple(grids),
+        preset=args.preset or "default",
+        backends=backends_of(args.backends),
+        options=options,
+        dataset=args.dataset or "fashion-mnist",
+        data_dir=args.data_dir,
+    )
+
+
+# --- how to judge ------------------------------------------------------------------------------
+
+
+def add_rule_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of the rule a comparison judges by (``compare``'s, which ``ab`` shares)."""
+    p.add_argument(
+        "--factor",
+        type=factor,
+        metavar="X",
+        default=stats.DEFAULT_FACTOR,
+        help="a step time is slower only when median(current)/median(baseline) exceeds this "
+        "(and the difference is significant) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=alpha,
+        metavar="P",
+        default=stats.DEFAULT_ALPHA,
+        help="significance level of the two-sided Mann-Whitney U test (default: %(default)s)",
+    )
+    p.add_argument(
+        "--compile-factor",
+        type=factor,
+        metavar="X",
+        default=DEFAULT_COMPILE_FACTOR,
+        help="compile time (trace+lower+compile, one measurement a side, no samples, so no "
+        "significance test) is slower when its ratio exceeds this; compile times are noisy, "
+        "hence the wide default (default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-samples",
+        type=positive_int,
+        metavar="N",
+        default=stats.DEFAULT_MIN_SAMPLES,
+        help="fewer raw samples than this on either side: never significant, verdict 'same' "
+        "with a note (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fail-on",
+        type=fail_on,
+        default=("step",),
+        metavar="LIST",
+        help="comma-separated metrics whose regressions fail (exit 1): step (step time), "
+        "compile (compile time, --compile-factor), hlo (any change in recompiles, XLA flops, "
+        "bytes accessed, peak memory, HLO op or fusion counts, or recompiles > 0 in CURRENT); "
+        "'none' only reports (default: step)",
+    )
+    p.add_argument(
+        "--allow-different-hardware",
+        action="store_true",
+        help="gate even when the two sides' hardware fingerprints differ (by default that is "
+        "only a warning and the exit code is 0)",
+    )
+
+
+def rule_from(
+    args: argparse.Namespace, *, paired: bool = False, n_boot: int = 2000
+) -> CompareSettings:
+    """The :class:`CompareSettings` the rule flags ask for (``paired``: an interleaved A/B)."""
+    return CompareSettings(
+        factor=args.factor,
+        alpha=args.alpha,
+        compile_factor=args.compile_factor,
+        min_samples=args.min_samples,
+        fail_on=tuple(args.fail_on),
+        allow_different_hardware=args.allow_different_hardware,
+        n_boot=n_boot,
+        paired=paired,
+    )

@@ -1,0 +1,103 @@
+"""The ``epoch`` kernel: one whole training epoch, the notebook's loop against the fused one.
+
+- ``jit``: the notebook's loop. A Python ``for`` over the epoch's batches in the notebook's
+  permutation order, each a NumPy slice fed to the jitted update (so every step copies its batch
+  to the device, as the notebook does).
+- ``scan``: :func:`mnist_kernels.epoch.train_epoch`: the training set stays on the device and
+  the whole epoch, same order, is one compiled call.
+
+A sample is one epoch, synced. Step columns are per SGD step (epoch time / steps in the epoch);
+``steps_per_call`` holds the number of steps, so epoch time = ``step_median_s * steps_per_call``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from mnist_kernels import epoch as fused
+from mnist_kernels import model
+
+from .. import catalog
+from ..protocol import TimingSettings
+from . import timing
+
+#: the variants with an epoch kernel (the notebook's loop, the fused epoch).
+VARIANTS = tuple(v for v in catalog.JAX_VARIANTS if catalog.EPOCH in catalog.kernels_of(v))
+
+
+def measure_epoch(
+    spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, settings: TimingSettings
+) -> dict[str, Any]:
+    import jax
+
+    variant, b = spec["variant"], int(spec["batch_size"])
+    if variant not in VARIANTS:
+        raise ValueError(f"the epoch kernel is measured for {', '.join(VARIANTS)}, not {variant}")
+    n = images.shape[0]
+    if b > n:
+        raise ValueError(f"batch_size {b} is larger than the {n} training examples here")
+    dtype = model.compute_dtype(spec["dtype"])
+    lr = float(spec.get("lr", 0.001))
+    dev = jax.devices(spec["backend"])[0]
+    steps = -(-n // b)
+    perms = iter(fused.epoch_permutations(n, 1000))
+    params0 = model.init_params(list(spec["layer_sizes"]))
+
+    if variant == "scan":
+        dev_x, dev_y = jax.device_put(images, dev), jax.device_put(labels, dev)
+        params = jax.device_put(params0, dev)
+        fn = fused.epoch_fn(b, lr, dtype)
+        perm = jax.device_put(np.asarray(next(perms), np.int32), dev)
+        jax.block_until_ready((dev_x, dev_y, params, perm))
+        compiled, phases = timing.aot_compile(fn, params, dev_x, dev_y, perm)
+
+        def epoch(p: Any) -> Any:
+            return fn(p, dev_x, dev_y, jax.device_put(np.asarray(next(perms), np.int32), dev))
+
+    else:
+        step = jax.jit(
+            functools.partial(model.update, lr=lr, compute_dtype=dtype), donate_argnums=0
+        )
+        params = jax.device_put(params0, dev)
+        compiled, phases = timing.aot_compile(step, params, (images[:b], labels[:b]))
+
+        def epoch(p: Any) -> Any:
+            perm = next(perms)
+            for i in range(steps):
+                idx = perm[i * b : (i + 1) * b]
+                p = step(p, (images[idx], labels[idx]))
+            return p
+
+    facts = timing.compiled_facts(compiled)
+    t0 = timing.clock()
+    params = epoch(params)  # the first epoch: compiles the short last batch's step, if any
+    jax.block_until_ready(params)
+    first_call_s = timing.clock() - t0
+    one_per_sample = TimingSettings(
+        warmup_calls=0,
+        min_sample_s=0.0,
+        budget_s=settings.budget_s,
+        min_samples=max(2, min(settings.min_samples, 3)),
+        max_samples=settings.min_samples,
+    )
+    with timing.CompileCounter.counting() as counter:
+        figures, params = timing.steady_state(epoch, jax.block_until_ready, params, one_per_sample)
+    flops = float(model.flops_update(list(spec["layer_sizes"]), b))
+    if variant == "scan":
+        facts["xla_flops"] = None  # XLA counts the loop body once: not comparable
+        facts["bytes_accessed"] = None
+    return {
+        **phases,
+        "first_call_s": first_call_s,
+        **timing.per_step(figures, steps),
+        **facts,
+        "steps_per_call": steps,
+        "work_multiplier": 1,
+        "flops": flops,
+        "recompiles": counter.count,
+        "device_kind": dev.device_kind,
+        "options": {"epoch_examples": n, "steps": steps},
+    }

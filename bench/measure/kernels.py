@@ -1,0 +1,192 @@
+"""Measure one configuration of a JAX variant in this process: compile phases, steady state,
+XLA's figures.
+
+:func:`measure` takes a spec (see :mod:`bench.selection`) and returns the measured columns of a
+results row; the worker (:mod:`bench.measure.worker`) adds the identifying columns and the
+parent the ones derived from the machine's peaks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import catalog
+from ..protocol import TimingSettings
+from . import timing
+
+
+def batch_arrays(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, steps: int = 1):
+    """The first ``steps * batch_size`` examples, shaped for one call (``(S, B, ...)`` for scan)."""
+    b = int(spec["batch_size"])
+    # test-only (bench validate): "work_scale": 1.2 runs 20% more examples under the same name
+    b = max(1, round(b * float(spec.get("work_scale", 1.0))))
+    need = steps * b
+    if need > images.shape[0]:
+        reps = -(-need // images.shape[0])
+        images, labels = np.concatenate([images] * reps), np.concatenate([labels] * reps)
+    x, y = images[:need], labels[:need]
+    if spec["variant"] == "scan":
+        return x.reshape(steps, b, -1), y.reshape(steps, b, -1)
+    return x, y
+
+
+def analytic_flops(spec: dict[str, Any], work_multiplier: int) -> float:
+    """Matmul FLOPs of one SGD step (or one predict call), all ensemble members included."""
+    sizes, b = list(spec["layer_sizes"]), int(spec["batch_size"])
+    count = catalog.flops_update if spec["kernel"] == "update" else catalog.flops_forward
+    return float(count(sizes, b) * work_multiplier)
+
+
+def devices_for(spec: dict[str, Any]) -> list[Any]:
+    import jax
+
+    backend = spec["backend"]
+    devs = jax.devices(backend)
+    n = int(spec["n_devices"])
+    if n > len(devs):
+        raise ValueError(
+            f"{n} {backend} devices asked for but this process has {len(devs)}; "
+            "on CPU set XLA_FLAGS=--xla_force_host_platform_device_count or lower --devices"
+        )
+    return devs[:n]
+
+
+def compile_cold(fn: Any, args: tuple[Any, ...]) -> tuple[Any, dict[str, float | None]]:
+    """``fn`` compiled ahead of time from cold caches, with the phases timed."""
+    import jax
+
+    if hasattr(fn, "trace"):
+        return timing.aot_compile(fn, *args)
+    # jax.pmap objects have lower() only: tracing is inside lower_s
+    jax.clear_caches()
+    t0 = timing.clock()
+    lowered = fn.lower(*args)
+    t1 = timing.clock()
+    compiled = lowered.compile()
+    return compiled, {"trace_s": None, "lower_s": t1 - t0, "compile_s": timing.clock() - t1}
+
+
+def _global_facts(compiled: Any, spec: dict[str, Any], n_devices: int) -> dict[str, Any]:
+    """XLA's figures of ``compiled`` over every device of the configuration."""
+    facts = timing.compiled_facts(compiled)
+    scale = n_devices if catalog.is_multi_device(spec["variant"]) else 1
+    for key in ("xla_flops", "bytes_accessed"):
+        if facts[key] is not None:
+            # a partitioned module's cost analysis is per device. XLA counts a loop body once,
+            # whatever the trip count: scan's figure is already one step's worth, so it is not
+            # divided by the steps per call.
+            facts[key] = facts[key] * scale
+    return facts
+
+
+def _timed_call(spec: dict[str, Any], kernel: Any, params: Any, batch: Any, lockstep: bool):
+    """The call the steady state repeats: ``state -> state`` (an update threads the params)."""
+    import jax
+
+    if spec["kernel"] == "update":
+
+        def call(p: Any) -> Any:
+            p = kernel.update(p, batch)
+            return jax.block_until_ready(p) if lockstep else p
+
+    else:
+
+        def call(_: Any) -> Any:
+            out = kernel.predict(params, batch)
+            return jax.block_until_ready(out) if lockstep else out
+
+    return call
+
+
+def _steady(call: Callable[[Any], Any], state: Any, settings: TimingSettings):
+    """Steady-state figures of ``call`` from ``state``, with the compiles seen meanwhile."""
+    import jax
+
+    # The first call through the user-facing function may compile once more (pmap's cache is
+    # not filled by AOT); steady state starts after it, and from there nothing may compile.
+    state = call(state)
+    jax.block_until_ready(state)
+    with timing.CompileCounter.counting() as counter:
+        # that call was the first warm-up: it compiled whatever jit's cache still lacked
+        warm = dataclasses.replace(settings, warmup_calls=max(settings.warmup_calls, 2))
+        figures, state = timing.steady_state(call, jax.block_until_ready, state, warm)
+    jax.block_until_ready(state)
+    return figures, counter.count
+
+
+def measure(
+    spec: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    settings: TimingSettings,
+    *,
+    devices: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Measure one JAX configuration (``spec``: see :mod:`bench.selection`)."""
+    import jax
+
+    from mnist_kernels import model, variants
+
+    devices = devices if devices is not None else devices_for(spec)
+    kernel = variants.get(
+        spec["variant"],
+        lr=spec.get("lr", 0.001),
+        devices=devices,
+        dtype=spec["dtype"],
+        **(spec.get("options") or {}),
+    )
+    steps = kernel.steps_per_call if spec["kernel"] == "update" else 1
+    x, y = batch_arrays(spec, images, labels, steps)
+    params0 = model.init_params(list(spec["layer_sizes"]))  # host arrays: safe to donate copies
+    if spec["kernel"] == "update":
+        params, batch = kernel.place(params0, (x, y))
+        fn = kernel.update_fn
+    else:
+        params, _ = kernel.place(params0, (x, y))
+        batch = kernel.place_inputs(x)
+        fn = kernel.predict_fn
+    jax.block_until_ready((params, batch))
+
+    compiled, phases = compile_cold(fn, (params, batch))
+    facts = _global_facts(compiled, spec, len(devices))
+    t0 = timing.clock()
+    out = compiled(params, batch)
+    jax.block_until_ready(out)
+    first_call_s = timing.clock() - t0
+
+    # XLA:CPU's collectives rendezvous deadlocks when many steps of a multi-device program are
+    # queued at once (JAX 0.10: the all-reduce waits for a device thread that never joins, and
+    # XLA aborts after 40 s). There, every call waits for the previous one to finish.
+    lockstep = devices[0].platform == "cpu" and len(devices) > 1
+    call = _timed_call(spec, kernel, params, batch, lockstep)
+    figures, recompiles = _steady(call, out, settings)
+    return {
+        **phases,
+        "first_call_s": first_call_s,
+        **timing.per_step(figures, steps),
+        **facts,
+        "steps_per_call": steps,
+        "work_multiplier": kernel.work_multiplier,
+        "flops": analytic_flops(spec, kernel.work_multiplier),
+        "recompiles": recompiles,
+        "device_peak_bytes_in_use": _device_peak_bytes(devices),
+        "device_kind": devices[0].device_kind,
+        "options": {**kernel.options, **({"lockstep": True} if lockstep else {})},
+    }
+
+
+def _device_peak_bytes(devices: list[Any]) -> int | None:
+    peaks = []
+    for d in devices:
+        try:
+            s = d.memory_stats()
+        except Exception:
+            return None
+        if not s or "peak_bytes_in_use" not in s:
+            return None
+        peaks.append(int(s["peak_bytes_in_use"]))
+    return max(peaks) if peaks else None

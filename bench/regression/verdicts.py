@@ -1,0 +1,359 @@
+"""The comparison behind ``python -m bench compare`` and ``bench ab``: for every configuration of
+either side a verdict (step time by :mod:`bench.stats`'s rule, compile time by its ratio, the
+deterministic figures exactly), and the failures that gate. :mod:`bench.regression.render`
+shows a :class:`Report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import format as fmt
+from .. import stats
+from ..results import schema
+from .sides import PYTEST_BENCHMARK, InputError, Side, config_label, index, num, samples
+
+NEW, MISSING, ERROR = "new", "missing", "error"
+#: verdicts in the order rows are listed.
+VERDICT_ORDER = (stats.SLOWER, ERROR, MISSING, NEW, stats.FASTER, stats.SAME)
+
+DEFAULT_COMPILE_FACTOR = 1.5
+
+#: relative tolerance of each deterministic figure (0: exact).
+TOLERANCE = {"xla_flops": 1e-6, "bytes_accessed": 1e-6, "peak_memory_bytes": 1e-6}
+DETERMINISTIC: dict[str, float] = {c: TOLERANCE.get(c, 0.0) for c in schema.DETERMINISTIC_COLUMNS}
+
+FAIL_ON_CHOICES = ("step", "compile", "hlo")
+
+
+@dataclasses.dataclass
+class FigureChange:
+    """One deterministic figure of one row: both numbers and whether they differ."""
+
+    metric: str
+    base: float | None
+    current: float | None
+    tolerance: float
+    changed: bool
+
+    def describe(self) -> str:
+        """``hlo_ops 10 -> 12 (+2, +20.00%)``."""
+        delta = ""
+        if self.base is not None and self.current is not None:
+            d = self.current - self.base
+            delta = f" ({'+' if d >= 0 else ''}{fmt.fmt_num(d)}"
+            if self.base:
+                delta += f", {d / self.base * 100:+.2f}%"
+            delta += ")"
+        return f"{self.metric} {fmt.fmt_num(self.base)} -> {fmt.fmt_num(self.current)}{delta}"
+
+
+@dataclasses.dataclass
+class RowResult:
+    """The comparison of one configuration; times in seconds per step."""
+
+    key: tuple[str | None, ...]
+    label: str
+    config: dict[str, Any]
+    verdict: str
+    note: str = ""
+    base_median_s: float | None = None
+    cur_median_s: float | None = None
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p: float | None = None
+    n_base: int = 0
+    n_cur: int = 0
+    p_passes: float | None = None
+    compile_base_s: float | None = None
+    compile_cur_s: float | None = None
+    compile_ratio: float | None = None
+    compile_verdict: str | None = None
+    figures: list[FigureChange] = dataclasses.field(default_factory=list)
+    recompiles_current: float | None = None
+
+    @property
+    def changes(self) -> list[FigureChange]:
+        return [f for f in self.figures if f.changed]
+
+    @property
+    def hlo_flag(self) -> bool:
+        """A deterministic change, or steady-state recompiles in CURRENT."""
+        return bool(self.changes) or (self.recompiles_current or 0) > 0
+
+
+@dataclasses.dataclass
+class CompareSettings:
+    """The rule a comparison judges by (the flags of ``bench compare``)."""
+
+    factor: float = stats.DEFAULT_FACTOR
+    alpha: float = stats.DEFAULT_ALPHA
+    compile_factor: float = DEFAULT_COMPILE_FACTOR
+    min_samples: int = stats.DEFAULT_MIN_SAMPLES
+    fail_on: tuple[str, ...] = ("step",)
+    allow_different_hardware: bool = False
+    n_boot: int = 2000
+    confidence: float = 0.95
+    #: the sides were measured interleaved (``bench ab``): both saw the same machine at the same
+    #: time, so the sample-level test stands alone. Separate runs also need their passes apart.
+    paired: bool = False
+
+
+@dataclasses.dataclass
+class Report:
+    """Everything compare found. ``exit_code`` is 0 or 1 (bad input raises InputError).
+
+    Attributes:
+      baseline: the BASELINE side.
+      current: the CURRENT side.
+      settings: the thresholds used.
+      rows: one result per configuration of either side, slower rows first.
+      same_hardware: whether the hardware fingerprints are equal (None: a side has none).
+      failures: one line per regression in a ``--fail-on`` metric.
+      gated: whether failures set the exit code (same hardware or allowed).
+      timing: ``pipelined`` (run samples) or ``synced`` (a pytest-benchmark side).
+      mixed: one side is pytest-benchmark and the other is not.
+    """
+
+    baseline: Side
+    current: Side
+    settings: CompareSettings
+    rows: list[RowResult]
+    same_hardware: bool | None
+    failures: list[str]
+    gated: bool
+    timing: str
+    mixed: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures and self.gated else 0
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(VERDICT_ORDER, 0)
+        for r in self.rows:
+            out[r.verdict] = out.get(r.verdict, 0) + 1
+        return out
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    if rel == 0.0:
+        return a == b
+    return abs(a - b) <= rel * max(abs(a), abs(b))
+
+
+def _compare_row(
+    key: tuple, b: dict[str, Any], c: dict[str, Any], s: CompareSettings, cols: tuple[dict, dict]
+) -> RowResult:
+    res = RowResult(key, config_label(c), _config(c), stats.SAME)
+    res.recompiles_current = num(c.get("recompiles"))
+    bad = [
+        f"{side}: {rec.get('status') or 'no status'}"
+        + (f" ({rec.get('error')})" if rec.get("error") else "")
+        for side, rec in (("baseline", b), ("current", c))
+        if rec.get("status") != "ok"
+    ]
+    if bad:
+        res.verdict = ERROR
+        res.note = "; ".join(bad)
+        return res
+    (bs, bm), (cs, cm) = _timing(b, cols[0]), _timing(c, cols[1])
+    if bs.size and cs.size:
+        cmp = stats.compare_samples(
+            bs,
+            cs,
+            s.factor,
+            s.alpha,
+            s.min_samples,
+            n_boot=s.n_boot,
+            confidence=s.confidence,
+        )
+        res.verdict, res.note = cmp.verdict, cmp.note
+        res.base_median_s, res.cur_median_s = cmp.base_median, cmp.cur_median
+        res.ratio, res.ci_low, res.ci_high = cmp.ratio, cmp.ci_low, cmp.ci_high
+        res.p, res.n_base, res.n_cur = cmp.p, cmp.n_base, cmp.n_cur
+        if not s.paired and res.verdict in (stats.SLOWER, stats.FASTER):
+            _check_passes(res, b, c, s)
+    else:
+        res.base_median_s, res.cur_median_s = bm, cm
+        if bm and cm is not None:
+            res.ratio = cm / bm
+            res.verdict = stats.ratio_verdict(res.ratio, s.factor)
+            res.note = "no raw samples: ratio only"
+        else:
+            res.note = "no step times to compare"
+    # compile: the parts both sides measured
+    parts = [
+        p for p in schema.COMPILE_COLUMNS if num(b.get(p)) is not None and num(c.get(p)) is not None
+    ]
+    if parts:
+        res.compile_base_s = sum(num(b.get(p)) or 0.0 for p in parts)
+        res.compile_cur_s = sum(num(c.get(p)) or 0.0 for p in parts)
+        if res.compile_base_s > 0:
+            res.compile_ratio = res.compile_cur_s / res.compile_base_s
+            res.compile_verdict = stats.ratio_verdict(res.compile_ratio, s.compile_factor)
+    for metric, tol in DETERMINISTIC.items():
+        bv, cv = num(b.get(metric)), num(c.get(metric))
+        if bv is None or cv is None:
+            continue
+        res.figures.append(FigureChange(metric, bv, cv, tol, not _close(bv, cv, tol)))
+    return res
+
+
+def pass_medians(row: dict[str, Any]) -> list[float]:
+    values = row.get("pass_medians_s")
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        return []
+    return [float(m) for m in values if num(m) is not None]
+
+
+def _check_passes(res: RowResult, b: dict[str, Any], c: dict[str, Any], s: CompareSettings) -> None:
+    """Separate runs: a process can be slow as a whole (a shared machine, memory placement),
+    which the samples of one process cannot show. With several passes a side (``bench run
+    --repeats``), the verdict stands only if the passes' medians differ too (Mann-Whitney U
+    over the process medians; 5 passes a side can reach p < 0.01, 3 cannot)."""
+    bp, cp = pass_medians(b), pass_medians(c)
+    if len(bp) < 2 or len(cp) < 2:
+        return
+    res.p_passes = stats.mann_whitney_p(bp, cp)
+    if res.p_passes < s.alpha:
+        return
+    res.note = (
+        f"{res.verdict} by the samples, but the {len(bp)} + {len(cp)} process medians overlap "
+        f"(p={res.p_passes:.2g}): within the noise between processes"
+        + ("; 5 passes a side can show a difference" if min(len(bp), len(cp)) < 5 else "")
+    )
+    res.verdict = stats.SAME
+
+
+def _config(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: schema.clean(row.get(k)) for k in schema.KEY_COLUMNS}
+    out["config_id"] = schema.clean(row.get("config_id"))
+    if row.get("name") is not None:
+        out["name"] = schema.clean(row.get("name"))
+    return out
+
+
+def _timing_columns(side: Side, other: Side) -> dict[str, str]:
+    """Sample and median columns to use: synced ones against a pytest-benchmark side."""
+    if side.kind != PYTEST_BENCHMARK and other.kind == PYTEST_BENCHMARK:
+        return {"samples": "sync_samples_s", "median": "sync_step_median_s"}
+    return {"samples": "samples_s", "median": "step_median_s"}
+
+
+def _timing(rec: dict[str, Any], cols: dict[str, str]) -> tuple[np.ndarray, float | None]:
+    """Raw samples and median of a row; the pipelined ones when synced ones are absent."""
+    values, median = samples(rec.get(cols["samples"])), num(rec.get(cols["median"]))
+    if values.size == 0 and median is None:
+        values, median = samples(rec.get("samples_s")), num(rec.get("step_median_s"))
+    return values, median
+
+
+def compare(base: Side, cur: Side, settings: CompareSettings | None = None) -> Report:
+    """Compare two loaded sides (see the module docstring).
+
+    Raises:
+      InputError: the sides have no configuration in common.
+    """
+    s = settings or CompareSettings()
+    by_name = base.kind == PYTEST_BENCHMARK and cur.kind == PYTEST_BENCHMARK
+    bidx, bdupes = index(base, by_name)
+    cidx, cdupes = index(cur, by_name)
+    for where, dupes in (("BASELINE", bdupes), ("CURRENT", cdupes)):
+        if dupes:
+            print(
+                f"warning: {where} has {len(dupes)} configuration(s) more than once "
+                f"(e.g. {dupes[0]}); the last one is used",
+                file=sys.stderr,
+            )
+    common = [k for k in cidx if k in bidx]
+    if not common:
+        raise InputError(_no_common_message(base, cur, bidx, cidx))
+    cols = (_timing_columns(base, cur), _timing_columns(cur, base))
+    mixed = PYTEST_BENCHMARK in (base.kind, cur.kind) and base.kind != cur.kind
+    timing = "synced" if PYTEST_BENCHMARK in (base.kind, cur.kind) else "pipelined"
+    rows: list[RowResult] = []
+    for k, c in cidx.items():
+        if k in bidx:
+            rows.append(_compare_row(k, bidx[k], c, s, cols))
+        else:
+            r = RowResult(k, config_label(c), _config(c), NEW)
+            r.recompiles_current = num(c.get("recompiles"))
+            r.cur_median_s = _timing(c, cols[1])[1]
+            if c.get("status") != "ok":
+                r.note = f"current: {c.get('status')}"
+            rows.append(r)
+    for k, b in bidx.items():
+        if k not in cidx:
+            r = RowResult(k, config_label(b), _config(b), MISSING)
+            r.base_median_s = _timing(b, cols[0])[1]
+            if b.get("status") != "ok":
+                r.note = f"baseline: {b.get('status')}"
+            rows.append(r)
+    rows.sort(key=_sort_key)
+
+    bfp, cfp = base.fingerprint, cur.fingerprint
+    same_hw = None if not bfp or not cfp else bfp == cfp
+    failures = _failures(rows, s)
+    gated = same_hw is not False or s.allow_different_hardware
+    return Report(base, cur, s, rows, same_hw, failures, gated, timing, mixed)
+
+
+def _sort_key(r: RowResult) -> tuple:
+    order = VERDICT_ORDER.index(r.verdict) if r.verdict in VERDICT_ORDER else len(VERDICT_ORDER)
+    ratio = r.ratio if r.ratio is not None and math.isfinite(r.ratio) else 0.0
+    return (order, -ratio, r.label)
+
+
+def _failures(rows: Iterable[RowResult], s: CompareSettings) -> list[str]:
+    out = []
+    for r in rows:
+        if "step" in s.fail_on and r.verdict == stats.SLOWER:
+            out.append(
+                f"step: {r.label} {fmt.fmt_ratio(r.ratio, r.ci_low, r.ci_high)} (p={fmt.fmt_p(r.p)})"
+            )
+        if "compile" in s.fail_on and r.compile_verdict == stats.SLOWER:
+            out.append(
+                f"compile: {r.label} {fmt.fmt_time(r.compile_base_s)} -> "
+                f"{fmt.fmt_time(r.compile_cur_s)} (x{r.compile_ratio:.2f} > "
+                f"x{s.compile_factor:g})"
+            )
+        if "hlo" in s.fail_on:
+            out.extend(f"hlo: {r.label} {f.describe()}" for f in r.changes)
+            if (r.recompiles_current or 0) > 0 and not any(
+                f.metric == "recompiles" for f in r.changes
+            ):
+                out.append(
+                    f"hlo: {r.label} recompiles {fmt.fmt_num(r.recompiles_current)} in steady "
+                    "state (must be 0)"
+                )
+    return out
+
+
+def _no_common_message(
+    base: Side, cur: Side, bidx: dict[tuple, Any], cidx: dict[tuple, Any]
+) -> str:
+    def sample(idx: dict[tuple, Any]) -> str:
+        labels = [config_label(r) for r in list(idx.values())[:3]]
+        more = f" and {len(idx) - 3} more" if len(idx) > 3 else ""
+        return ", ".join(labels) + more
+
+    msg = (
+        f"BASELINE ({base.path}) and CURRENT ({cur.path}) have no configuration in common.\n"
+        f"  BASELINE has: {sample(bidx)}\n  CURRENT has:  {sample(cidx)}\n"
+        "Rows match on framework, variant, kernel, backend, n_processes, n_devices, "
+        "layer_sizes, batch_size and dtype; run both with the same preset."
+    )
+    if PYTEST_BENCHMARK in (base.kind, cur.kind) and base.kind != cur.kind:
+        msg += (
+            " A pytest-benchmark file matches a run only through the key columns in each "
+            "benchmark's extra_info (the suite in benchmarks/ records them)."
+        )
+    return msg

@@ -1,0 +1,526 @@
+"""The report's tables: pure functions from the results DataFrame to a DataFrame.
+
+Input is the tidy frame of :func:`bench.load` (several runs concatenated), with a
+``machine`` column (``backend:device_kind@host``, see :func:`add_machine`; added on the fly when
+missing) and, for :func:`run_summary` and :func:`errors`, a ``run`` column naming the run
+directory. Times in the input are seconds. Tables meant for reading format their cells
+(``"1.23 ms [1.20–1.26]"``); the ``*_data`` helpers return the numbers behind the plots.
+Only ``status == "ok"`` rows feed timing tables; :func:`errors` lists the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import DISPLAY_ORDER, MULTI_DEVICE
+from ..format import fmt_ci, fmt_time
+from ..results import schema
+
+PEER_FRAMEWORKS = ("torch", "numpy")
+COMPILE_PARTS = schema.COMPILE_COLUMNS
+FASTEST = "★"
+NO_PEERS = "no peer rows (install the `peers` extra)"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def machine_label(backend: Any, device_kind: Any, host: Any) -> str:
+    """``backend:device_kind@host``, the name of a machine in tables and plots."""
+    return f"{backend}:{device_kind}@{host}"
+
+
+def add_machine(df: pd.DataFrame, host: str | None = None) -> pd.DataFrame:
+    """A copy of ``df`` with a ``machine`` column; ``host`` fills rows without one."""
+    out = df.copy()
+    hosts = out["host"] if "host" in out else pd.Series([None] * len(out), index=out.index)
+    if host is not None:
+        hosts = hosts.where(hosts.notna(), host)
+    out["machine"] = [
+        machine_label(b, k, h)
+        for b, k, h in zip(out["backend"], out["device_kind"], hosts, strict=True)
+    ]
+    return out
+
+
+def _prepared(df: pd.DataFrame) -> pd.DataFrame:
+    out = df if "machine" in df.columns else add_machine(df)
+    out = out.copy()
+    for col, default in (("n_processes", 1), ("n_devices", 1)):
+        out[col] = pd.to_numeric(out.get(col), errors="coerce").fillna(default).astype(int)
+    out["framework"] = out["framework"].fillna("jax") if "framework" in out else "jax"
+    out["label"] = [
+        variant_label(v, p, n)
+        for v, p, n in zip(out["variant"], out["n_processes"], out["n_devices"], strict=True)
+    ]
+    return out
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``status == "ok"`` and a finite step median, with ``machine`` and ``label``."""
+    out = _prepared(df)
+    med = pd.to_numeric(out["step_median_s"], errors="coerce")
+    return out[(out["status"] == "ok") & np.isfinite(med)].copy()
+
+
+def device_label(n_processes: int, n_devices: int) -> str:
+    """Devices of a row: ``"4"``, or processes × devices per process (``"2×2"``)."""
+    n_processes, n_devices = int(n_processes), int(n_devices)
+    if n_processes > 1:
+        return f"{n_processes}×{n_devices // n_processes}"
+    return str(n_devices)
+
+
+def variant_label(variant: str, n_processes: int = 1, n_devices: int = 1) -> str:
+    """``jit``, or ``pmap ×4`` for a multi-device variant or a row spread over devices."""
+    if variant in MULTI_DEVICE or int(n_devices) > 1:
+        return f"{variant} ×{device_label(n_processes, n_devices)}"
+    return str(variant)
+
+
+def variant_rank(variant: str) -> tuple[int, str]:
+    """Sort key: the catalogue's display order, unknown variants after."""
+    base = str(variant).split(" ×")[0]
+    idx = DISPLAY_ORDER.index(base) if base in DISPLAY_ORDER else len(DISPLAY_ORDER)
+    return idx, str(variant)
+
+
+def layer_rank(layer_sizes: str) -> tuple[int, int]:
+    """Sort key of a layer-sizes string: (depth, number of weights)."""
+    sizes = [int(s) for s in str(layer_sizes).split(",") if s.strip().isdigit()]
+    return len(sizes), sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+def _sorted(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    def key(s: pd.Series) -> pd.Series:
+        if s.name == "layer_sizes":
+            return s.map(layer_rank)
+        if s.name in ("variant", "label"):
+            return s.map(variant_rank)
+        if s.name == "machine" and "machine_order" in df.attrs:
+            order = df.attrs["machine_order"]
+            return s.map(lambda m: order.index(m) if m in order else len(order))
+        if s.name == "kernel":
+            return s.map(lambda k: (k != "update", str(k)))
+        return s
+
+    return df.sort_values(list(cols), key=key, kind="stable").reset_index(drop=True)
+
+
+def machines(df: pd.DataFrame) -> list[str]:
+    """Machine labels in the order they first appear (the first run's first)."""
+    if "machine" not in df.columns:
+        df = add_machine(df)
+    return list(dict.fromkeys(df["machine"]))
+
+
+def readable(frame: pd.DataFrame, drop: Sequence[str] = ()) -> pd.DataFrame:
+    """``frame`` for reading: float columns named ``*_s`` as times (``1.2 ms``, renamed
+    without the suffix), other floats to 4 significant digits, ``drop`` left out."""
+    out = frame.drop(columns=[c for c in drop if c in frame.columns])
+    for col in out.columns:
+        if not pd.api.types.is_float_dtype(out[col]):
+            continue
+        if str(col).endswith("_s"):
+            out[col] = out[col].map(fmt_time)
+            out = out.rename(columns={col: str(col)[:-2]})
+        else:
+            out[col] = out[col].map(lambda x: "—" if pd.isna(x) else f"{x:.4g}")
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def run_summary(df: pd.DataFrame, metas: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One column per run: machine, versions, peaks, dataset and row counts by status.
+
+    ``metas[i]`` is the metadata of the run whose rows have ``run == metas[i]["_run"]`` (or
+    ``run_id``); the index names the fields.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for meta in metas:
+        run = meta.get("_run") or meta.get("run_id") or "?"
+        rows = df[df["run"] == run] if "run" in df else df
+        cpu = meta.get("cpu") if isinstance(meta.get("cpu"), dict) else {}
+        backends = meta.get("backends") if isinstance(meta.get("backends"), dict) else {}
+        git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+        data = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+        status = rows["status"].value_counts() if "status" in rows else pd.Series(dtype=int)
+        col = {
+            "run id": meta.get("run_id"),
+            "host": meta.get("host"),
+            "machines": ", ".join(machines(rows)) if len(rows) else "—",
+            "cpu": _cpu(cpu),
+            "devices": "; ".join(
+                f"{b}: {i.get('device_count', '?')}× {i.get('device_kind', '?')} "
+                f"({i.get('platform_version', '?')})"
+                for b, i in backends.items()
+                if isinstance(i, dict)
+            ),
+            "processes × devices": f"{meta.get('n_processes', 1)} × "
+            f"{meta.get('global_devices', '?')}",
+            "python / jax / jaxlib / numpy": " / ".join(
+                str(meta.get(k, "?")) for k in ("python", "jax", "jaxlib", "numpy")
+            ),
+            "git": f"{git.get('commit', '?')}{' (dirty)' if git.get('dirty') else ''}",
+            "peaks": _peaks(meta.get("peaks")),
+            "dataset": f"{data.get('name', '?')} ({'real' if data.get('real') else 'synthetic'}"
+            f", {data.get('source', '?')})",
+            "start → end": f"{meta.get('start_time', '?')} → {meta.get('end_time', '?')}",
+            "command": meta.get("command"),
+            "schema version": meta.get("schema_version"),
+            "rows": len(rows),
+        }
+        for s in ("ok", "error", "timeout", "skipped"):
+            col[s] = int(status.get(s, 0))
+        col["skipped (not run)"] = len(meta.get("skipped") or [])
+        out[str(run)] = col
+    table = pd.DataFrame(out)
+    table.index.name = "field"
+    return table.reset_index()
+
+
+def _cpu(cpu: dict[str, Any]) -> str:
+    mem = cpu.get("memory_bytes")
+    mem_text = f", {mem / 2**30:.0f} GiB" if isinstance(mem, (int, float)) else ""
+    return f"{cpu.get('model', '?')} ({cpu.get('cores', '?')} cores{mem_text})"
+
+
+def _peaks(peaks: Any) -> str:
+    if not isinstance(peaks, dict):
+        return "—"
+    parts = []
+    for backend, by_dtype in peaks.items():
+        for dtype, p in (by_dtype or {}).items():
+            if not isinstance(p, dict):
+                continue
+            f, b = p.get("matmul_flops_per_s"), p.get("bandwidth_bytes_per_s")
+            f_text = f"{f / 1e9:,.0f} GFLOP/s" if isinstance(f, (int, float)) else "?"
+            b_text = f"{b / 1e9:,.0f} GB/s" if isinstance(b, (int, float)) else "?"
+            parts.append(f"{backend} {dtype}: {f_text}, {b_text}")
+    return "; ".join(parts) or "—"
+
+
+def step_times(df: pd.DataFrame) -> pd.DataFrame:
+    """Step median [95% CI] by variant (rows) × batch size (columns), per machine, layer
+    sizes, kernel and dtype; the fastest variant of each column within a group gets ★."""
+    ok = ok_rows(df)
+    if ok.empty:
+        return pd.DataFrame()
+    group = ["machine", "layer_sizes", "kernel", "dtype"]
+    ok["cell"] = [
+        fmt_ci(m, lo, hi)
+        for m, lo, hi in zip(
+            ok["step_median_s"], ok["step_ci_low_s"], ok["step_ci_high_s"], strict=True
+        )
+    ]
+    best = ok.groupby([*group, "batch_size"])["step_median_s"].transform("min")
+    ok.loc[ok["step_median_s"] == best, "cell"] += f" {FASTEST}"
+    wide = ok.pivot_table(
+        index=[*group, "label"], columns="batch_size", values="cell", aggfunc="first"
+    )
+    wide.columns = [f"batch {int(b)}" for b in wide.columns]
+    wide = wide.reset_index().rename(columns={"label": "variant"})
+    wide.attrs["machine_order"] = machines(df)
+    return _sorted(wide, [*group, "variant"]).fillna("—")
+
+
+def compile_costs(df: pd.DataFrame) -> pd.DataFrame:
+    """Trace, lower, compile and first-call times (ms) by variant × depth, per machine and
+    kernel: the median over the batch sizes and dtypes measured."""
+    ok = ok_rows(df)
+    for c in (*COMPILE_PARTS, "first_call_s"):
+        ok[c] = pd.to_numeric(ok[c], errors="coerce")
+    ok = ok[ok[list(COMPILE_PARTS)].notna().all(axis=1)]
+    if ok.empty:
+        return pd.DataFrame()
+    keys = ["machine", "kernel", "label", "depth", "layer_sizes"]
+    agg = ok.groupby(keys, dropna=False)[[*COMPILE_PARTS, "first_call_s"]].median()
+    agg["total_s"] = agg[list(COMPILE_PARTS)].sum(axis=1)
+    agg["configs"] = ok.groupby(keys, dropna=False).size()
+    agg = agg.reset_index()
+    out = agg[["machine", "kernel", "label", "depth", "layer_sizes", "configs"]].rename(
+        columns={"label": "variant"}
+    )
+    for col, name in (
+        ("trace_s", "trace (ms)"),
+        ("lower_s", "lower (ms)"),
+        ("compile_s", "compile (ms)"),
+        ("total_s", "trace+lower+compile (ms)"),
+        ("first_call_s", "first call (ms)"),
+    ):
+        out[name] = (agg[col] * 1e3).round(2)
+    out.attrs["machine_order"] = machines(df)
+    return _sorted(out, ["machine", "kernel", "variant", "depth", "layer_sizes"])
+
+
+def break_even(df: pd.DataFrame) -> pd.DataFrame:
+    """Steps after which a variant's extra compile time is paid back by its faster steps.
+
+    Per machine, layer sizes, batch size and dtype (kernel ``update``), every variant with
+    compile times is compared with the one of the cheapest trace+lower+compile:
+    ``break_even_steps = extra compile (s) / step time saved (s/step)``; ``inf`` (shown
+    ``never``) when it is not faster, NaN (shown ``—``) for the cheapest-compile one.
+    """
+    ok = ok_rows(df)
+    ok = ok[ok["kernel"] == "update"]
+    for c in COMPILE_PARTS:
+        ok[c] = pd.to_numeric(ok[c], errors="coerce")
+    ok = ok[ok[list(COMPILE_PARTS)].notna().all(axis=1)].copy()
+    cols = [
+        "machine",
+        "layer_sizes",
+        "batch_size",
+        "dtype",
+        "variant",
+        "n_devices",
+        "reference",
+        "compile_s",
+        "step_median_s",
+        "extra_compile_s",
+        "saved_per_step_s",
+        "break_even_steps",
+        "break_even",
+    ]
+    if ok.empty:
+        return pd.DataFrame(columns=cols)
+    ok["compile_total_s"] = ok[list(COMPILE_PARTS)].sum(axis=1)
+    rows = []
+    for _, g in ok.groupby(["machine", "layer_sizes", "batch_size", "dtype"], sort=False):
+        if len(g) < 2:
+            continue
+        ref = g.loc[g["compile_total_s"].idxmin()]
+        for _, r in g.iterrows():
+            extra = r["compile_total_s"] - ref["compile_total_s"]
+            saved = ref["step_median_s"] - r["step_median_s"]
+            if r.name == ref.name:
+                steps, text = math.nan, "—"
+            elif saved <= 0:
+                steps, text = math.inf, "never"
+            else:
+                steps = extra / saved
+                text = f"{math.ceil(steps):,}"
+            rows.append(
+                [
+                    r["machine"],
+                    r["layer_sizes"],
+                    int(r["batch_size"]),
+                    r["dtype"],
+                    r["label"],
+                    int(r["n_devices"]),
+                    ref["label"],
+                    r["compile_total_s"],
+                    r["step_median_s"],
+                    extra,
+                    saved,
+                    steps,
+                    text,
+                ]
+            )
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["machine_order"] = machines(df)
+    return _sorted(out, ["machine", "layer_sizes", "batch_size", "dtype", "variant"])
+
+
+def errors(df: pd.DataFrame, metas: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
+    """Rows that did not finish (error, timeout, skipped) and the run's skip list, with the
+    message or reason."""
+    prepared = _prepared(df) if len(df) else df
+    bad = prepared[prepared["status"] != "ok"] if len(df) else df
+    rows = []
+    for _, r in bad.iterrows():
+        what = (
+            f"{r['framework']} {r['label']} {r['kernel']} {r['layer_sizes']} "
+            f"batch {r['batch_size']} {r['dtype']}"
+        )
+        rows.append([r.get("run", ""), r["machine"], r["status"], what, r.get("error")])
+    for meta in metas:
+        for item in meta.get("skipped") or []:
+            if isinstance(item, dict):
+                rows.append(
+                    [
+                        meta.get("_run") or meta.get("run_id"),
+                        meta.get("host"),
+                        "not run",
+                        item.get("what"),
+                        item.get("reason"),
+                    ]
+                )
+    out = pd.DataFrame(rows, columns=["run", "machine", "status", "what", "error or reason"])
+    return out.fillna("—")
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def scaling_data(df: pd.DataFrame) -> pd.DataFrame:
+    """Speed-up ``T1 / Tn`` and efficiency ``T1 / (n · Tn)`` of the multi-device variants.
+
+    Per machine and variant (kernel ``update``), the configuration (layer sizes, batch, dtype)
+    with a single-device row and the most device counts is used (ties: largest batch, then
+    largest model). Empty when no variant has a 1-device row and another device count.
+    """
+    ok = ok_rows(df)
+    ok = ok[ok["variant"].isin(list(MULTI_DEVICE)) & (ok["kernel"] == "update")]
+    parts = []
+    for _, g in ok.groupby(["machine", "variant"], sort=False):
+        best = None
+        for cfg, c in g.groupby(["layer_sizes", "batch_size", "dtype"]):
+            single = c[(c["n_devices"] == 1) & (c["n_processes"] == 1)]
+            if single.empty or c["n_devices"].nunique() < 2:
+                continue
+            rank = (c["n_devices"].nunique(), cfg[1], layer_rank(cfg[0]))
+            if best is None or rank > best[0]:
+                best = (rank, c.copy(), float(single["step_median_s"].iloc[0]))
+        if best is None:
+            continue
+        _, c, t1 = best
+        c["t1_s"] = t1
+        c["speedup"] = t1 / c["step_median_s"]
+        c["efficiency"] = c["speedup"] / c["n_devices"]
+        c["devices"] = [
+            device_label(p, n) for p, n in zip(c["n_processes"], c["n_devices"], strict=True)
+        ]
+        parts.append(c)
+    cols = ["machine", "variant", "layer_sizes", "batch_size", "dtype", "n_processes"]
+    cols += ["n_devices", "devices", "step_median_s", "t1_s", "speedup", "efficiency"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(parts)[cols]
+    out.attrs["machine_order"] = machines(df)
+    return _sorted(out, ["machine", "variant", "n_devices"])
+
+
+def why_no_scaling(df: pd.DataFrame) -> str:
+    """Why :func:`scaling_data` is empty, in one line starting ``scaling:``."""
+    ok = ok_rows(df)
+    counts = sorted(ok["n_devices"].unique()) if len(ok) else []
+    if len(counts) < 2:
+        shown = ", ".join(str(c) for c in counts) or "none"
+        return f"scaling: only one device count ({shown}) in these runs"
+    return (
+        "scaling: no multi-device variant measured at 1 device and at another device count "
+        "with the same layer sizes, batch and dtype"
+    )
+
+
+def scaling(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scaling_data` for reading: step time, speed-up and efficiency per device count."""
+    data = scaling_data(df)
+    if data.empty:
+        return pd.DataFrame()
+    out = data[["machine", "variant", "layer_sizes", "batch_size", "dtype", "devices"]].copy()
+    out["step"] = data["step_median_s"].map(fmt_time)
+    out["speed-up T1/Tn"] = data["speedup"].round(2)
+    out["efficiency T1/(n·Tn)"] = data["efficiency"].round(2)
+    return out
+
+
+CONFIG_COLUMNS = ("framework", "label", "kernel", "layer_sizes", "batch_size", "dtype")
+
+
+def machine_ratio_data(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """Configurations measured on two or more machines: step time on each machine and the
+    speed ratio ``T(reference) / T(machine)`` (>1: that machine is faster). ``reference``
+    defaults to the first machine (the first run's)."""
+    ok = ok_rows(df)
+    order = machines(df)
+    cols = [*CONFIG_COLUMNS, "machine", "step_median_s", "reference_s", "speed_ratio"]
+    if len(order) < 2:
+        return pd.DataFrame(columns=cols)
+    reference = reference or order[0]
+    keys = list(CONFIG_COLUMNS)
+    ok = ok.drop_duplicates([*keys, "machine"], keep="last")
+    ref = ok[ok["machine"] == reference][[*keys, "step_median_s"]]
+    ref = ref.rename(columns={"step_median_s": "reference_s"})
+    other = ok[ok["machine"] != reference]
+    merged = other.merge(ref, on=keys, how="inner")
+    merged["speed_ratio"] = merged["reference_s"] / merged["step_median_s"]
+    out = merged[cols]
+    out.attrs["machine_order"] = order
+    out.attrs["reference"] = reference
+    return _sorted(out, ["machine", "kernel", "layer_sizes", "batch_size", "label"])
+
+
+def machine_comparison(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """The merged table across machines: each configuration's step time per machine (a column
+    each) and its speed ratio to the reference machine (>1: faster than the reference)."""
+    data = machine_ratio_data(df, reference)
+    if data.empty:
+        return pd.DataFrame()
+    reference = data.attrs["reference"]
+    keys = list(CONFIG_COLUMNS)
+    out = data[keys].drop_duplicates().reset_index(drop=True)
+    ref = data.drop_duplicates(keys)[[*keys, "reference_s"]]
+    out = out.merge(ref, on=keys).rename(columns={"reference_s": f"{reference} step"})
+    out[f"{reference} step"] = out[f"{reference} step"].map(fmt_time)
+    for m in dict.fromkeys(data["machine"]):
+        part = data[data["machine"] == m][[*keys, "step_median_s", "speed_ratio"]]
+        part = part.rename(
+            columns={"step_median_s": f"{m} step", "speed_ratio": f"{m} speed ratio"}
+        )
+        out = out.merge(part, on=keys, how="left")
+        out[f"{m} step"] = out[f"{m} step"].map(fmt_time)
+        out[f"{m} speed ratio"] = out[f"{m} speed ratio"].round(3)
+    return out.rename(columns={"label": "variant"}).fillna("—")
+
+
+def peer_data(df: pd.DataFrame) -> pd.DataFrame:
+    """Per host, layer sizes, batch size and dtype (kernel ``update``): the fastest jax
+    variant, each peer's step time and ``ratio = peer / fastest jax`` (>1: jax is faster)."""
+    ok = ok_rows(df)
+    ok = ok[ok["kernel"] == "update"]
+    cols = ["host", "layer_sizes", "batch_size", "dtype", "jax_variant", "jax_step_s"]
+    cols += ["peer", "peer_step_s", "ratio"]
+    peers = ok[ok["framework"].isin(PEER_FRAMEWORKS)]
+    jax_rows = ok[ok["framework"] == "jax"]
+    if peers.empty or jax_rows.empty:
+        return pd.DataFrame(columns=cols)
+    keys = ["host", "layer_sizes", "batch_size", "dtype"]
+    multi_backend = jax_rows.groupby("host")["backend"].nunique()
+    best = jax_rows.loc[jax_rows.groupby(keys)["step_median_s"].idxmin()].copy()
+    best["jax_variant"] = [
+        f"{lab} [{b}]" if multi_backend.get(h, 1) > 1 else lab
+        for lab, b, h in zip(best["label"], best["backend"], best["host"], strict=True)
+    ]
+    best = best[[*keys, "jax_variant", "step_median_s"]].rename(
+        columns={"step_median_s": "jax_step_s"}
+    )
+    p = peers[[*keys, "variant", "step_median_s"]].rename(
+        columns={"variant": "peer", "step_median_s": "peer_step_s"}
+    )
+    out = p.merge(best, on=keys, how="inner")
+    out["ratio"] = out["peer_step_s"] / out["jax_step_s"]
+    return _sorted(out[cols], ["host", "layer_sizes", "batch_size", "dtype", "peer"])
+
+
+def peers(df: pd.DataFrame) -> pd.DataFrame:
+    """The versus-peers table: fastest jax variant, each peer's step time and its ratio
+    (peer / jax, ✓ where jax is faster, ✗ where the peer is), and whether jax wins."""
+    data = peer_data(df)
+    if data.empty:
+        return pd.DataFrame()
+    keys = ["host", "layer_sizes", "batch_size", "dtype"]
+    out = data.drop_duplicates(keys)[[*keys, "jax_variant", "jax_step_s"]].copy()
+    out["jax_step_s"] = out["jax_step_s"].map(fmt_time)
+    out = out.rename(columns={"jax_variant": "fastest jax", "jax_step_s": "jax step"})
+    for peer in sorted(dict.fromkeys(data["peer"]), key=variant_rank):
+        part = data[data["peer"] == peer][[*keys, "peer_step_s", "ratio"]].copy()
+        part["peer_step_s"] = part["peer_step_s"].map(fmt_time)
+        part["ratio"] = [f"{r:.2f} {'✓' if r > 1 else '✗'}" for r in part["ratio"]]
+        part = part.rename(columns={"peer_step_s": f"{peer} step", "ratio": f"{peer} / jax"})
+        out = out.merge(part, on=keys, how="left")
+    wins = data.assign(win=data["ratio"] > 1).groupby(keys)["win"].agg(["sum", "count"])
+    wins["jax wins"] = [
+        f"{'✓ all' if s == c else ('✗ none' if s == 0 else 'some')} ({s}/{c})"
+        for s, c in zip(wins["sum"], wins["count"], strict=True)
+    ]
+    out = out.merge(wins[["jax wins"]].reset_index(), on=keys, how="left")
+    return out.fillna("—").reset_index(drop=True)

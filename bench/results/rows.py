@@ -1,0 +1,140 @@
+"""Result rows: a configuration's identity, the columns derived from measured ones and the
+machine's peaks, rows for configurations that failed, and one row from several passes.
+
+A *spec* (what to measure, :mod:`bench.selection`) becomes a row's identifying columns through
+:func:`identity`, the only place they are assembled: the planner hashes them into
+``config_id``, the worker starts its row from them and the parent's failure rows too.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import numpy as np
+
+from .. import catalog
+from . import samples, schema
+
+Row = dict[str, Any]
+Spec = dict[str, Any]
+
+
+def identity(spec: Spec, dataset: dict[str, Any] | None = None) -> Row:
+    """The identifying columns of the row measuring ``spec`` (the key columns, the shape's
+    depth and width, the host and, when given, the dataset the batches came from)."""
+    sizes = [int(s) for s in spec["layer_sizes"]]
+    row = {
+        "framework": spec.get("framework") or catalog.framework(spec["variant"]),
+        "variant": spec["variant"],
+        "kernel": spec["kernel"],
+        "backend": spec["backend"],
+        "device_kind": spec.get("device_kind"),
+        "host": socket.gethostname(),
+        "n_processes": int(spec.get("n_processes", 1)),
+        "n_devices": int(spec["n_devices"]),
+        "layer_sizes": ",".join(map(str, sizes)),
+        "depth": len(sizes) - 2,
+        "width": max(sizes[1:-1], default=0),
+        "batch_size": int(spec["batch_size"]),
+        "dtype": spec["dtype"],
+    }
+    if dataset is not None:
+        row.update(dataset=dataset.get("name"), dataset_real=bool(dataset.get("real")))
+    return row
+
+
+def config_id(spec: Spec) -> str:
+    """The ``config_id`` of the row that will measure ``spec``."""
+    return schema.config_id(identity(spec))
+
+
+def min_bytes(row: Row) -> float:
+    """Bytes one step must move at least: the batch read once, the params read (and written)."""
+    sizes = [int(s) for s in str(row["layer_sizes"]).split(",")]
+    b = int(row["batch_size"])
+    params = catalog.n_params(sizes)
+    k = int(row.get("work_multiplier") or 1)
+    io = b * (sizes[0] + sizes[-1])  # images in; labels in (update) or log-probs out (predict)
+    return 4.0 * (io + params * k * (2 if row["kernel"] == "update" else 1))
+
+
+def derive(row: Row, peaks: dict[str, Any]) -> Row:
+    """Columns computed from measured ones and the machine's peaks (``row`` is updated)."""
+    t = row.get("step_median_s")
+    backend_peaks = peaks.get(row.get("backend"), {}) or {}
+    peak = backend_peaks.get(row.get("dtype")) or backend_peaks.get("float32") or {}
+    # fake CPU devices share the host's cores: the host's peak is the ceiling for all of them
+    scale = 1 if row.get("backend") == "cpu" else int(row.get("n_devices") or 1)
+    pf = peak.get("matmul_flops_per_s")
+    pb = peak.get("bandwidth_bytes_per_s")
+    row["peak_flops_per_s"] = pf * scale if pf else None
+    row["peak_bandwidth_bytes_per_s"] = pb * scale if pb else None
+    if row.get("status") != "ok" or not t or t <= 0:
+        return row
+    row["min_bytes"] = min_bytes(row)
+    nbytes = row.get("bytes_accessed") or row["min_bytes"]
+    flops = row.get("flops") or 0.0
+    row["examples_per_s"] = row["batch_size"] * (row.get("work_multiplier") or 1) / t
+    row["flops_per_s"] = flops / t
+    row["arithmetic_intensity"] = flops / nbytes if nbytes else None
+    if row["peak_flops_per_s"]:
+        row["peak_fraction"] = row["flops_per_s"] / row["peak_flops_per_s"]
+    if row["peak_flops_per_s"] and row["peak_bandwidth_bytes_per_s"]:
+        bound = max(flops / row["peak_flops_per_s"], nbytes / row["peak_bandwidth_bytes_per_s"])
+        row["roofline_fraction"] = bound / t
+    return row
+
+
+def finish(row: Row, spec: Spec, run_id: str, peaks: dict[str, Any]) -> Row:
+    """A measured (or failed) row made ready to store: schema version, run, configuration and
+    the derived columns."""
+    row = dict(row)
+    row.setdefault("device_kind", spec.get("device_kind"))
+    row["schema_version"] = schema.SCHEMA_VERSION
+    row["run_id"] = run_id
+    row["config_id"] = spec["config_id"]
+    row["grid"] = spec.get("grid")
+    return derive(row, peaks)
+
+
+def failed(spec: Spec, status: str, message: str, dataset: dict[str, Any] | None) -> Row:
+    """The row of a configuration that produced none: ``status`` ``error`` or ``timeout``."""
+    return {**identity(spec, dataset or {}), "status": status, "error": message}
+
+
+#: passes within 5% of the fastest pass are pooled; slower ones (disturbed) are dropped
+POOL_TOLERANCE = 1.05
+
+
+def merge_passes(rows: list[Row]) -> Row:
+    """One row from several passes over one configuration (fresh processes each): the fastest
+    passes, pooled.
+
+    Other jobs and slow spells of the machine only ever make a measurement slower, so the
+    passes whose median is within ``POOL_TOLERANCE`` of the fastest are the undisturbed ones;
+    their samples are pooled. In an A/B both sides are picked by the same rule, each blind to
+    the other. The row also lists every pass's median (``pass_medians_s``) and the ones kept
+    (``passes_kept``, from 0).
+    """
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if len(rows) == 1 or not ok:
+        return rows[-1]
+    medians = [r.get("step_median_s") if r.get("status") == "ok" else None for r in rows]
+    best = min(m for m in medians if m is not None)
+    kept = [i for i, m in enumerate(medians) if m is not None and m <= POOL_TOLERANCE * best]
+    out = dict(rows[kept[0]])
+    pooled = [v for i in kept for v in rows[i].get("samples_s") or []]
+    sync = [v for i in kept for v in rows[i].get("sync_samples_s") or []]
+    if pooled:
+        loops = int(out.get("loops_per_sample") or 1)
+        out.update(samples.per_step(samples.summarize(pooled, sync, loops), 1))
+    for key in (*schema.COMPILE_COLUMNS, "first_call_s"):
+        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        out[key] = float(np.median(values)) if values else out.get(key)
+    loads = [r["foreign_load"] for r in ok if r.get("foreign_load") is not None]
+    out["foreign_load"] = max(loads, default=None)
+    out["load_retries"] = sum(int(r.get("load_retries") or 0) for r in rows)
+    out["wall_s"] = sum(float(r.get("wall_s") or 0.0) for r in rows)
+    out.update(repeats=len(rows), repeats_ok=len(ok), passes_kept=kept, pass_medians_s=medians)
+    return out

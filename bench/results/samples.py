@@ -1,0 +1,54 @@
+"""From raw timing samples to a row's step columns: the summary statistics of a set of per-call
+samples, and their conversion to per-SGD-step figures. Used where samples are taken (the
+worker) and where the samples of several passes are pooled (the parent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import stats
+
+#: the figures :func:`summarize` gives, each ``call_<name>_s`` and, per step, ``step_<name>_s``.
+SUMMARY = ("median", "min", "mean", "std", "iqr", "ci_low", "ci_high")
+
+
+def summarize(samples: list[float], sync_samples: list[float], loops: int) -> dict[str, Any]:
+    """Statistics of per-call samples (seconds): median with its 95% interval, min, mean,
+    standard deviation, IQR, and the median of the synced samples; the samples themselves."""
+    x = np.asarray(samples, dtype=float)
+    med, lo, hi = stats.median_ci(x)
+    q1, q3 = np.percentile(x, [25, 75])
+    sync_med = float(np.median(sync_samples)) if sync_samples else float("nan")
+    return {
+        "call_median_s": med,
+        "call_min_s": float(x.min()),
+        "call_mean_s": float(x.mean()),
+        "call_std_s": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        "call_iqr_s": float(q3 - q1),
+        "call_ci_low_s": lo,
+        "call_ci_high_s": hi,
+        "n_samples": int(x.size),
+        "loops_per_sample": int(loops),
+        "sync_call_median_s": sync_med,
+        "samples_s": [float(v) for v in x],
+        "sync_samples_s": [float(v) for v in sync_samples],
+    }
+
+
+def per_step(figures: dict[str, Any], steps_per_call: int) -> dict[str, Any]:
+    """Convert per-call figures to the per-SGD-step columns of the results schema."""
+    n = max(int(steps_per_call), 1)
+    out: dict[str, Any] = {
+        "n_samples": figures["n_samples"],
+        "loops_per_sample": figures["loops_per_sample"],
+        "samples_s": [v / n for v in figures["samples_s"]],
+        "sync_samples_s": [v / n for v in figures["sync_samples_s"]],
+    }
+    for name in SUMMARY:
+        out[f"step_{name}_s"] = figures[f"call_{name}_s"] / n
+    out["sync_step_median_s"] = figures["sync_call_median_s"] / n
+    out["dispatch_overhead_s"] = out["sync_step_median_s"] - out["step_median_s"]
+    return out

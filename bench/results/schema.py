@@ -1,0 +1,209 @@
+"""The results schema: the columns of a row with their units, the groups of columns each
+consumer uses, the configuration's identity (``config_id``) and the version.
+
+A run directory (:mod:`bench.results.rundir`, which reads and writes them) holds:
+
+- ``results.jsonl``: one JSON object per finished configuration, appended and flushed as each
+  finishes, with every column below plus the raw samples (``samples_s``, ``sync_samples_s``).
+  A configuration that was re-run (``--resume``) appears again; the last row wins.
+- ``repeats.jsonl`` (runs of several passes): every pass of every configuration as measured, a
+  row like those of ``results.jsonl`` plus :data:`PASS_COLUMN`, the pass's index from 0.
+- ``results.csv``: the rows of ``results.jsonl`` without the raw-sample lists.
+- ``metadata.json``: the machine, versions, peaks and command line (see :data:`METADATA_KEYS`).
+
+Every row and the metadata carry ``schema_version``. Readers refuse a version they do not know
+with a message saying which versions they read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+#: schema versions this code reads.
+READABLE_VERSIONS = (1,)
+
+#: The columns that identify a configuration: rows with equal keys measure the same thing.
+KEY_COLUMNS = (
+    "framework",
+    "variant",
+    "kernel",
+    "backend",
+    "device_kind",
+    "n_processes",
+    "n_devices",
+    "layer_sizes",
+    "batch_size",
+    "dtype",
+)
+
+#: Every column of ``results.csv``, with its meaning and unit.
+COLUMNS: dict[str, str] = {
+    "schema_version": "results schema version (int)",
+    "run_id": "the run this row belongs to",
+    "config_id": "stable hash of the key columns",
+    "framework": "jax, torch or numpy",
+    "variant": "kernel variant (jit, vmap, pmap, sharded, shard_map, scan, sharded_tp, ensemble, or a peer)",
+    "kernel": "predict or update",
+    "backend": "cpu, gpu or tpu",
+    "device_kind": "device kind as JAX reports it",
+    "host": "host name",
+    "n_processes": "processes in the run (jax.distributed), 1 otherwise",
+    "n_devices": "devices one call spreads over (global)",
+    "layer_sizes": "widths, input to output, like 784,1024,1024,10",
+    "depth": "number of hidden layers",
+    "width": "widest hidden layer (0 for logistic regression)",
+    "batch_size": "examples per SGD step or predict call",
+    "dtype": "compute dtype (float32, bfloat16)",
+    "steps_per_call": "SGD steps one call makes (scan: S)",
+    "work_multiplier": "independent models per call (ensemble: K)",
+    "dataset": "where the batches came from (fashion-mnist, mnist, synthetic)",
+    "dataset_real": "true when the pixels are a real dataset",
+    "trace_s": "jax.jit(f).trace time, caches cleared (s)",
+    "lower_s": "Traced.lower time (s)",
+    "compile_s": "Lowered.compile time (s)",
+    "first_call_s": "first execution after compiling, synced (s)",
+    "step_median_s": "median time of one step, pipelined samples (s)",
+    "step_min_s": "fastest sample, per step (s)",
+    "step_mean_s": "mean of samples, per step (s)",
+    "step_std_s": "standard deviation of samples, per step (s)",
+    "step_iqr_s": "interquartile range of samples, per step (s)",
+    "step_ci_low_s": "95% confidence interval of the median, low end (s)",
+    "step_ci_high_s": "95% confidence interval of the median, high end (s)",
+    "n_samples": "number of timed samples",
+    "loops_per_sample": "calls per sample before one block_until_ready",
+    "step_median_max_s": "slowest process's median step time (multi-process runs) (s)",
+    "sync_step_median_s": "median step time with a sync after every call (s)",
+    "dispatch_overhead_s": "sync_step_median_s - step_median_s (s)",
+    "examples_per_s": "examples processed per second (all models of an ensemble)",
+    "flops": "analytic matmul FLOPs of one step",
+    "xla_flops": "FLOPs from compiled.cost_analysis(), all devices, one step (XLA counts a loop "
+    "body once; may be missing or wrong on some backends)",
+    "flops_per_s": "flops / step_median_s",
+    "bytes_accessed": "bytes accessed from compiled.cost_analysis() per step",
+    "min_bytes": "bytes one step must move at least: batch read once, params read and written",
+    "arithmetic_intensity": "flops / bytes_accessed, or / min_bytes where XLA gives no bytes (FLOP/byte)",
+    "peak_memory_bytes": "compiled.memory_analysis(): arguments + outputs + temporaries - aliased",
+    "device_peak_bytes_in_use": "device memory_stats() peak_bytes_in_use, where the backend has it",
+    "peak_flops_per_s": "measured matmul peak of this backend and dtype, same run (FLOP/s)",
+    "peak_bandwidth_bytes_per_s": "measured copy bandwidth of this backend, same run (byte/s)",
+    "peak_fraction": "flops_per_s / peak_flops_per_s",
+    "roofline_fraction": "max(flops / peak FLOP/s, bytes / peak bandwidth) / step_median_s",
+    "hlo_ops": "instructions in the optimized HLO",
+    "hlo_fusions": "fusion instructions in the optimized HLO",
+    "recompiles": "backend compiles during the steady-state samples (must be 0)",
+    "wall_s": "wall time spent on this configuration (s)",
+    "repeats": "passes measured, each in a fresh process (`--repeats`; empty: one)",
+    "passes_kept": "the passes pooled into this row: those within 5% of the fastest (from 0)",
+    "pass_medians_s": "each pass's step median (s); every pass in full in repeats.jsonl",
+    "status": "ok, error, timeout or skipped",
+    "error": "error message or skip reason",
+}
+
+#: Columns that hold lists (raw samples): in results.jsonl only.
+SAMPLE_COLUMNS = ("samples_s", "sync_samples_s")
+#: The compile phases, in order; their sum is a configuration's compile time.
+COMPILE_COLUMNS = ("trace_s", "lower_s", "compile_s")
+#: Figures that do not depend on timing: equal code gives equal figures on one machine.
+DETERMINISTIC_COLUMNS = (
+    "recompiles",
+    "hlo_ops",
+    "hlo_fusions",
+    "xla_flops",
+    "bytes_accessed",
+    "peak_memory_bytes",
+)
+#: What a step costs a configuration, besides its time.
+WORK_COLUMNS = ("steps_per_call", "work_multiplier")
+#: The step-time summary of a row.
+STEP_COLUMNS = (
+    "n_samples",
+    "step_median_s",
+    "step_ci_low_s",
+    "step_ci_high_s",
+    "sync_step_median_s",
+)
+#: In ``repeats.jsonl``: which pass (from 0) a row measured.
+PASS_COLUMN = "pass"
+
+METADATA_KEYS = (
+    "schema_version",
+    "run_id",
+    "tool_version",
+    "python",
+    "jax",
+    "jaxlib",
+    "numpy",
+    "backends",  # {backend: {platform_version, device_kind, device_count, memory_bytes}}
+    "cpu",  # {model, cores, memory_bytes}
+    "env",  # XLA_* and JAX_* variables
+    "git",  # {commit, dirty}
+    "host",
+    "hardware_fingerprint",
+    "start_time",
+    "end_time",
+    "command",
+    "preset",
+    "peaks",  # {backend: {dtype: {matmul_flops_per_s, bandwidth_bytes_per_s}}}: the best of
+    "peaks_measured",  # [peaks at the start, peaks at the end]: each measured in a fresh worker
+    "dataset",  # {name, real, source}
+    "skipped",  # [{what, reason}]
+    "n_processes",
+    "global_devices",
+    "local_devices",
+)
+
+
+class SchemaError(ValueError):
+    """A results file this version of the tool cannot read."""
+
+
+def config_id(row: dict[str, Any]) -> str:
+    """Stable 12-hex-digit id of a configuration from its key columns."""
+    key = json.dumps([str(row.get(k)) for k in KEY_COLUMNS])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def check_version(version: Any, where: str) -> None:
+    if version not in READABLE_VERSIONS:
+        raise SchemaError(
+            f"{where}: results schema version {version!r} is not one this tool reads "
+            f"(it reads {', '.join(map(str, READABLE_VERSIONS))}); re-run the benchmark with "
+            "this version, or use the version of mnist-kernels-bench that wrote it"
+        )
+
+
+def clean(value: Any) -> Any:
+    """JSON-ready Python value: NumPy scalars unwrapped; NaN, infinities and pd.NA become None."""
+    if value is None or isinstance(value, (list, tuple, dict, str)):
+        return value
+    if hasattr(value, "item"):
+        with contextlib.suppress(ValueError, AttributeError):
+            value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """:func:`clean` applied through dicts, lists and tuples: a value ``json.dumps`` writes as
+    standard JSON (no NaN), with NumPy scalars as plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    return clean(value)

@@ -1,0 +1,201 @@
+"""The orchestration loop every command shares (as pyperf's runner and asv's
+``run_benchmarks`` serve all of theirs): specs measured by one or more *arms*, in passes,
+recorded in each arm's run directory.
+
+- An :class:`Arm` is one side of a measurement: the source tree its workers import, the run
+  directory its rows go to, its run id. ``bench run`` has one arm; ``bench ab`` and ``bench
+  validate`` two, measured back to back on every spec, the one going first alternating from one
+  spec and pass to the next, so a drift of the machine hits both alike.
+- A *measurer* turns a spec into a row for an arm: :class:`bench.runner.pool.WorkerMeasurer`
+  (worker processes, with timeouts and failure rows) or, for a ``jax.distributed`` run, an
+  in-process one (:mod:`bench.measure.distributed`).
+- *Passes*: each group of specs (those one worker process can measure: same backend and device
+  count) is measured ``passes`` times, each pass with fresh workers; every pass as measured goes
+  to ``repeats.jsonl`` and the row of a spec pools its fastest passes
+  (:func:`bench.results.rows.merge_passes`) once its last pass is done.
+- A :class:`LoadPolicy` redoes the measurement of a spec (every arm) while other processes
+  keep the CPUs busy.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from .. import selection
+from ..results import rows
+from ..results.machine import ROOT
+from ..results.rundir import RunDir
+from .progress import Progress, say
+
+Spec = Row = dict[str, Any]
+
+
+@dataclasses.dataclass
+class Arm:
+    """One side of a measurement.
+
+    Attributes:
+      name: ``""`` for the one arm of a sweep; ``base``/``head`` (``bench ab``), ``a``/``b``.
+      out: where its rows go (None: not recorded, e.g. every process but the first of a
+        distributed run).
+      run_id: the run id its rows carry.
+      tree: the source tree its workers import.
+      transform: changes the spec its worker gets (``bench validate``), not the row's identity.
+      dataset: what its workers loaded (filled in by the measurer).
+      counts: rows recorded, by status.
+    """
+
+    name: str
+    out: RunDir | None
+    run_id: str
+    tree: Path = ROOT
+    transform: Callable[[Spec], Spec] | None = None
+    dataset: dict[str, Any] = dataclasses.field(default_factory=dict)
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+
+class Measurer(Protocol):
+    def start(self, arm: Arm, backend: str, n_devices: int) -> None: ...
+    def measure(self, arm: Arm, spec: Spec) -> Row: ...
+    def stop(self, arm: Arm, kill: bool = False) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadPolicy:
+    """Measure a spec again (every arm, up to ``retries`` times) when other processes used
+    more than ``max_foreign_load`` of the CPUs meanwhile; not while the last two specs found
+    the machine loaded all along (then the load is not passing)."""
+
+    max_foreign_load: float = 0.05
+    retries: int = 3
+    #: seconds to wait before the k-th retry: k times this (the other job may be passing)
+    backoff_s: float = 0.5
+
+
+class Runner:
+    """Measures specs with every arm in passes, records the rows (see the module docstring).
+
+    Args:
+      arms: the arms; with several, each spec is measured by all of them back to back.
+      measurer: makes the rows.
+      passes: measurements of each spec per arm, each pass with fresh workers.
+      offset: which arm goes first on the first spec (then it alternates).
+      peaks: the machine's peaks, for the derived columns.
+      load: redo measurements taken under other jobs' load (None: never).
+      progress: the display (None: nothing shown).
+      keep_partial: on an interrupt, still record a row for every spec some pass measured.
+    """
+
+    def __init__(
+        self,
+        arms: list[Arm],
+        measurer: Measurer,
+        *,
+        passes: int = 1,
+        offset: int = 0,
+        peaks: dict[str, Any] | None = None,
+        load: LoadPolicy | None = None,
+        progress: Progress | None = None,
+        keep_partial: bool = False,
+    ) -> None:
+        self.arms, self.measurer, self.passes = arms, measurer, max(1, int(passes))
+        self.offset, self.peaks, self.load = offset, peaks or {}, load
+        self.progress, self.keep_partial = progress, keep_partial
+        self.pairs = self.loaded = self.redone = 0  # measurements; those under load; redone
+        self._busy = 0
+        self._measured: dict[tuple[str, str], list[Row]] = {}
+        self._first: dict[str, list[str]] = {}
+        self._recorded: set[str] = set()
+
+    def run(self, specs: list[Spec]) -> None:
+        """Measure ``specs``: per group, ``passes`` passes, each with fresh workers."""
+        index = {s["config_id"]: i for i, s in enumerate(specs)}
+        if self.progress is not None:
+            self.progress.begin(len(specs) * self.passes)
+        try:
+            for (backend, n), group in selection.groups(specs):
+                for p in range(self.passes):
+                    self._pass(backend, n, group, p, index)
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+            if self.keep_partial:  # also after an interrupt: what was measured
+                for spec in specs:
+                    if spec["config_id"] not in self._recorded:
+                        self._finish(spec)
+
+    def _pass(self, backend: str, n: int, group: list[Spec], p: int, index: dict) -> None:
+        for arm in self.arms:
+            self.measurer.start(arm, backend, n)
+        kill = True
+        try:
+            for spec in group:
+                k = (self.offset + p + index[spec["config_id"]]) % len(self.arms)
+                order = self.arms[k:] + self.arms[:k]
+                self._first.setdefault(spec["config_id"], []).append(order[0].name)
+                measured = self._together(spec, order)
+                shown = {}
+                for arm in self.arms:
+                    row = rows.finish(measured[arm.name], spec, arm.run_id, self.peaks)
+                    self._measured.setdefault((arm.name, spec["config_id"]), []).append(
+                        measured[arm.name]
+                    )
+                    if self.passes > 1 and arm.out is not None:
+                        arm.out.append_pass(row, p)
+                    shown[arm.name] = row
+                if self.progress is not None:
+                    self.progress.tick(shown)
+                if p == self.passes - 1:
+                    self._finish(spec)
+            kill = False
+        finally:
+            for arm in self.arms:
+                self.measurer.stop(arm, kill=kill)
+
+    def _together(self, spec: Spec, order: list[Arm]) -> dict[str, Row]:
+        """Each arm measures ``spec`` in turn; again while other jobs loaded the machine."""
+        tries = self.load.retries if self.load is not None and self._busy < 2 else 0
+        for attempt in range(tries + 1):
+            measured = {arm.name: self.measurer.measure(arm, spec) for arm in order}
+            if self.load is None:
+                return measured
+            load = max(r.get("foreign_load") or 0.0 for r in measured.values())
+            if load <= self.load.max_foreign_load or attempt == tries:
+                break
+            self.redone += 1
+            if self.progress is not None and not self.progress.quiet:
+                say(f"  other jobs used {load:.0%} of the CPUs meanwhile: measuring again")
+            time.sleep(self.load.backoff_s * (attempt + 1))
+        busy = load > self.load.max_foreign_load
+        self._busy = self._busy + 1 if busy else 0
+        self.pairs, self.loaded = self.pairs + 1, self.loaded + busy
+        for row in measured.values():
+            row["load_retries"] = attempt
+        return measured
+
+    def _finish(self, spec: Spec) -> None:
+        """Record the row of ``spec`` for every arm that measured it: its passes merged."""
+        cid = spec["config_id"]
+        for arm in self.arms:
+            passes = self._measured.get((arm.name, cid))
+            if not passes:
+                continue
+            row = rows.merge_passes(passes)
+            if len(self.arms) > 1:
+                row["ab_first"] = ",".join(self._first[cid])
+            self.record(arm, spec, row)
+        self._recorded.add(cid)
+
+    def record(self, arm: Arm, spec: Spec, row: Row) -> Row:
+        """Finish ``row`` (schema, run id, derived columns), append it to the arm's results and
+        count it."""
+        row = rows.finish(row, spec, arm.run_id, self.peaks)
+        if arm.out is not None:
+            arm.out.append(row)
+        arm.counts[row.get("status", "error")] += 1
+        return row

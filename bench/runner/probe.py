@@ -1,0 +1,54 @@
+"""What a run learns of the machine before (and after) it measures, each in a fresh worker: which
+backends are present (the probe) and their peaks (matmul FLOP/s per dtype, bandwidth)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import protocol
+from ..results.machine import ROOT
+from .pool import WORKER_ERRORS, one_request
+from .progress import say
+
+#: peak figures where the best of two measurements is the machine's limit
+PEAK_RATES = ("matmul_flops_per_s", "bandwidth_bytes_per_s", "copy_bytes_per_s", "read_bytes_per_s")
+
+
+def probe(backends: list[str], log_dir: Path, tree: Path = ROOT) -> tuple[dict, dict]:
+    """``(probe, present)``: the worker's probe of ``backends`` (versions, each backend's facts
+    or why it is absent) and the present ones."""
+    found = one_request(tree, log_dir / "probe.log", protocol.probe(backends), "probe")
+    present = {b: i for b, i in found["backends"].items() if "error" not in i}
+    return found, present
+
+
+def peaks(
+    present: dict[str, Any], dtypes: list[str], log_dir: Path, *, quick: bool, tag: str = ""
+) -> dict[str, Any]:
+    """Each present backend's peaks, measured in a fresh worker (a warning, and none, for a
+    backend where that fails)."""
+    out: dict[str, Any] = {}
+    for b in present:
+        log = log_dir / f"peaks-{b}{tag}.log"
+        try:
+            answer = one_request(ROOT, log, protocol.peaks(b, dtypes, quick), "peaks", backend=b)
+        except WORKER_ERRORS as e:
+            say(f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty")
+            continue
+        out[b] = answer["peaks"]
+    return out
+
+
+def best_peaks(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The higher of two peak measurements, per backend, dtype and figure: a peak measured
+    during a slow spell of a shared machine is too low, and would put rows above 100%."""
+    out = json.loads(json.dumps(first))
+    for backend, by_dtype in second.items():
+        for dtype, figures in by_dtype.items():
+            mine = out.setdefault(backend, {}).setdefault(dtype, dict(figures))
+            for key in PEAK_RATES:
+                if isinstance(figures.get(key), (int, float)):
+                    mine[key] = max(mine.get(key) or 0.0, figures[key])
+    return out

@@ -1,0 +1,299 @@
+"""What to measure: presets, grids, a :class:`Selection` and the configurations (specs) it
+expands to on the backends present.
+
+A *grid* is a product of variants × kernels × layer sizes × batch sizes × dtypes × device
+counts. A preset is a list of grids (a batch-size sweep, a depth sweep, a device-count sweep...);
+flags and ``--config FILE.toml`` replace a field in every grid of the preset (the command line
+builds the :class:`Selection`, :mod:`bench.commands.options`). Combinations that cannot run (a
+batch that does not split over the devices, more devices than the backend has) are not run;
+they are listed with the reason in the run's metadata.
+
+A *spec* is one configuration as a plain dict, so it can cross process boundaries::
+
+    {"framework": "jax", "variant": "jit", "kernel": "update", "layer_sizes": [784, 10],
+     "batch_size": 128, "dtype": "float32", "n_devices": 1, "n_processes": 1,
+     "backend": "cpu", "device_kind": "cpu", "lr": 0.001, "options": {}, "grid": "batch",
+     "config_id": "..."}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .catalog import (
+    ALL_KERNELS,
+    ALL_VARIANTS,
+    DEEP,
+    DTYPES,
+    JAX_VARIANTS,
+    KERNELS,
+    LOGREG,
+    MODEL_VARIANTS,
+    MULTI_DEVICE,
+    PEER_VARIANTS,
+    data_parallel_groups,
+    framework,
+    kernels_of,
+)
+from .results import rows
+
+Spec = dict[str, Any]
+PRESETS = ("quick", "default", "full")
+ALL_BACKENDS = ("cpu", "gpu", "tpu")
+#: the learning rate of every configuration (the notebook's).
+LR = 0.001
+
+#: examples one ``scan`` call holds at most when ``--scan-steps`` is not given: scan fuses steps to
+#: amortise dispatch, which only matters at small batches; at large ones a long call only
+#: slows the sweep (S = 8 up to batch 1024, then 4 at 2048 and 2 at 4096 and above).
+SCAN_EXAMPLES_PER_CALL = 8192
+#: examples a worker loads for the epoch kernel: a whole training set.
+EPOCH_EXAMPLES = 60000
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    name: str
+    variants: tuple[str, ...]
+    kernels: tuple[str, ...]
+    layers: tuple[tuple[int, ...], ...]
+    batch_sizes: tuple[int, ...]
+    dtypes: tuple[str, ...] = ("float32",)
+    devices: tuple[int, ...] = (1,)
+
+
+def depth_layers(depths: Iterable[int], width: int) -> tuple[tuple[int, ...], ...]:
+    """Layer sizes with ``d`` hidden layers of ``width`` units, for each ``d`` in ``depths``."""
+    return tuple((784, *([width] * d), 10) for d in depths)
+
+
+MULTI = tuple(sorted(MULTI_DEVICE))
+EVERY = ALL_VARIANTS
+
+
+def _quick() -> list[Grid]:
+    return [
+        Grid("batch", EVERY, KERNELS, (LOGREG, (784, 256, 256, 10)), (32, 256)),
+        Grid("devices", MULTI, ("update",), (LOGREG, (784, 256, 256, 10)), (256,), devices=(2,)),
+        Grid("depth", ("jit",), ("update",), depth_layers((1, 2, 4), 128), (128,)),
+    ]
+
+
+def _default() -> list[Grid]:
+    # ensemble trains K models per step (K times the work): fewer batch sizes
+    eager = tuple(v for v in EVERY if v not in ("torch-compile", "ensemble"))
+    return [
+        Grid("batch", eager, KERNELS, (LOGREG, DEEP), (1, 32, 128, 1024, 4096)),
+        Grid("batch", ("ensemble",), KERNELS, (LOGREG, DEEP), (1, 128, 1024)),
+        # torch.compile costs seconds per shape: its update at a small and a large batch
+        Grid("compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (128, 4096)),
+        Grid(
+            "bfloat16",
+            ("jit", "torch-eager"),
+            ("update",),
+            (LOGREG, DEEP),
+            (32, 128, 1024, 4096),
+            dtypes=("bfloat16",),
+        ),
+        Grid("devices", MULTI, ("update",), (LOGREG,), (128, 4096), devices=(2, 4)),
+        Grid("devices", MULTI, ("update",), (DEEP,), (128, 1024), devices=(2, 4)),
+        Grid("depth", JAX_VARIANTS, ("update",), depth_layers((1, 2, 4, 8), 512), (128,)),
+        # a whole Fashion-MNIST epoch: the notebook's loop against the fused one
+        Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG,), (128,)),
+        Grid("epoch", ("scan",), ("epoch",), (DEEP,), (128,)),
+    ]
+
+
+def _full() -> list[Grid]:
+    batches = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192)
+    shapes = (LOGREG, (784, 256, 10), DEEP, (784, 4096, 4096, 10))
+    widths = tuple((784, w, w, 10) for w in (64, 128, 256, 512, 1024, 2048, 4096))
+    return [
+        Grid("batch", EVERY, KERNELS, shapes, batches, dtypes=DTYPES),
+        Grid("devices", MULTI, KERNELS, (LOGREG, DEEP), batches, DTYPES, devices=(1, 2, 4, 8)),
+        Grid(
+            "depth",
+            JAX_VARIANTS,
+            KERNELS,
+            depth_layers((1, 2, 3, 4, 6, 8, 12, 16), 512),
+            (128, 1024),
+        ),
+        Grid("width", ("jit", "scan", "sharded_tp", "torch-eager"), ("update",), widths, (1024,)),
+        Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG, DEEP), (128, 1024)),
+    ]
+
+
+def preset(name: str) -> list[Grid]:
+    """The grids of a preset; see the README for what each costs."""
+    presets = {"quick": _quick, "default": _default, "full": _full}
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; pick one of {', '.join(PRESETS)}")
+    return presets[name]()
+
+
+def override(grids: list[Grid], **fields: Any) -> list[Grid]:
+    """Replace the given fields (those not None) in every grid."""
+    given = {k: tuple(v) for k, v in fields.items() if v is not None}
+    return [dataclasses.replace(g, **given) for g in grids]
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What a command measures: the grids, and what every configuration of them shares.
+
+    Attributes:
+      grids: the grids (a preset's, with the fields the user gave replaced).
+      preset: the preset the grids and the timing settings come from.
+      backends: the backends asked for (those present are measured).
+      options: per-variant options, like ``{"scan": {"steps": 4}}``.
+      dataset: where the workers take their batches from.
+      data_dir: where the dataset's files are, if not in the usual places.
+    """
+
+    grids: tuple[Grid, ...]
+    preset: str = "default"
+    backends: tuple[str, ...] = ALL_BACKENDS
+    options: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+
+    @property
+    def dtypes(self) -> list[str]:
+        return sorted({d for g in self.grids for d in g.dtypes})
+
+    @property
+    def requested_backends(self) -> str:
+        """The backends as recorded in metadata: ``all`` or a comma list."""
+        return "all" if tuple(self.backends) == ALL_BACKENDS else ",".join(self.backends)
+
+    def expand(
+        self, backends: dict[str, dict[str, Any]], peers_missing: str | None = None
+    ) -> tuple[list[Spec], list[dict[str, str]]]:
+        """:func:`expand` of these grids and options on the present ``backends``."""
+        opts = {k: dict(v) for k, v in self.options.items()}
+        return expand(
+            list(self.grids), backends=backends, options=opts, peers_missing=peers_missing
+        )
+
+
+def expand(
+    grids: list[Grid],
+    *,
+    backends: dict[str, dict[str, Any]],
+    lr: float = LR,
+    options: dict[str, dict[str, Any]] | None = None,
+    peers_missing: str | None = None,
+) -> tuple[list[Spec], list[dict[str, str]]]:
+    """Specs for every grid point on every present backend, and what was left out and why.
+
+    Args:
+      backends: present backends -> probe info (``device_kind``, ``device_count``).
+      options: per-variant options (``{"scan": {"steps": 8}}``).
+      peers_missing: reason the torch peers cannot run (None when PyTorch is installed).
+
+    Raises:
+      ValueError: an unknown variant, kernel or dtype in a grid.
+    """
+    specs: dict[str, Spec] = {}
+    skipped: dict[str, str] = {}
+    options = options or {}
+    for g, (backend, info) in itertools.product(grids, backends.items()):
+        for variant, kernel, sizes, batch, dtype, n in itertools.product(
+            g.variants, g.kernels, g.layers, g.batch_sizes, g.dtypes, g.devices
+        ):
+            _check(variant, kernel, dtype)
+            if n > 1 and variant not in MULTI_DEVICE:
+                continue  # single-device variants are measured at n = 1 only
+            what = f"{variant} {kernel} {','.join(map(str, sizes))} batch {batch} {dtype} x{n} {backend}"
+            opts = _options(variant, kernel, batch, options)
+            reason = _why_not(variant, kernel, sizes, batch, n, backend, info, opts, peers_missing)
+            if reason:
+                skipped[what] = reason
+                continue
+            spec = {
+                "framework": framework(variant),
+                "variant": variant,
+                "kernel": kernel,
+                "layer_sizes": list(sizes),
+                "batch_size": int(batch),
+                "dtype": dtype,
+                "n_devices": int(n),
+                "n_processes": int(info.get("n_processes", 1)),
+                "backend": backend,
+                "device_kind": info.get("device_kind"),
+                "lr": lr,
+                "options": opts,
+                "grid": g.name,
+            }
+            spec["config_id"] = rows.config_id(spec)
+            specs.setdefault(spec["config_id"], spec)
+    return list(specs.values()), [{"what": w, "reason": r} for w, r in skipped.items()]
+
+
+def _check(variant: str, kernel: str, dtype: str) -> None:
+    if variant not in ALL_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(ALL_VARIANTS)}")
+    if kernel not in ALL_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; pick from {', '.join(ALL_KERNELS)}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; pick from {', '.join(DTYPES)}")
+
+
+def scan_steps(batch: int) -> int:
+    """Default SGD steps per ``scan`` call at this batch size (see SCAN_EXAMPLES_PER_CALL)."""
+    return max(2, min(8, SCAN_EXAMPLES_PER_CALL // max(batch, 1)))
+
+
+def _options(variant: str, kernel: str, batch: int, options: dict[str, Any]) -> dict[str, Any]:
+    """The options a spec carries: those given for its variant, and scan's steps per call."""
+    opts = dict(options.get(variant, {}))
+    if variant in MODEL_VARIANTS and MODEL_VARIANTS[variant].steps_option and kernel == "update":
+        opts.setdefault(MODEL_VARIANTS[variant].steps_option, scan_steps(batch))
+    return opts
+
+
+def _why_not(variant, kernel, sizes, batch, n, backend, info, options, peers_missing) -> str | None:
+    count = int(info.get("device_count", 1))
+    if backend != "cpu" and n > count:
+        return f"{n} devices asked for, {count} {backend} device(s) here"
+    if variant in PEER_VARIANTS and framework(variant) == "torch" and peers_missing:
+        return peers_missing
+    if kernel not in kernels_of(variant):
+        if kernel == "predict":
+            return f"{variant} fuses SGD steps; its predict is the jit variant's (measured there)"
+        return "the epoch kernel is the notebook's loop (jit) or the fused epoch (scan), 1 device"
+    if kernel == "epoch" and n != 1:
+        return "the epoch kernel is the notebook's loop (jit) or the fused epoch (scan), 1 device"
+    if variant in MULTI_DEVICE:
+        groups = data_parallel_groups(variant, n, options)
+        if batch % groups:
+            return f"batch_size {batch} is not divisible by {groups} data-parallel groups"
+        if groups != n and any(w % (n // groups) for w in sizes[1:-1]):
+            return f"hidden widths {sizes[1:-1]} do not split over model_parallel {n // groups}"
+    return None
+
+
+def groups(specs: list[Spec]) -> list[tuple[tuple[str, int], list[Spec]]]:
+    """Specs grouped by the worker process they need: (backend, devices that process has)."""
+    out: dict[tuple[str, int], list[Spec]] = {}
+    for s in specs:
+        key = (s["backend"], s["n_devices"] if s["backend"] == "cpu" else 0)
+        out.setdefault(key, []).append(s)
+    return sorted(out.items())
+
+
+def n_examples(specs: list[Spec], scale: float = 1.0) -> int:
+    """Examples the workers load: enough for the biggest call (``scale``: ``bench validate``'s
+    larger batches), a whole training set for the epoch kernel."""
+    if any(s["kernel"] == "epoch" for s in specs):
+        return EPOCH_EXAMPLES
+    sizes = [int(s["batch_size"] * scale) * max(_steps(s), 1) for s in specs]
+    return max(sizes, default=1)
+
+
+def _steps(spec: Spec) -> int:
+    v = MODEL_VARIANTS.get(spec["variant"])
+    return int(spec["options"].get(v.steps_option, 8)) if v and v.steps_option else 1

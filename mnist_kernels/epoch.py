@@ -1,0 +1,71 @@
+"""A whole training epoch in one compiled call, in the notebook's data order: one
+``RandomState(seed)`` permutation per epoch, consecutive ``batch_size`` slices of it, the last
+one short. The training set stays on the device; ``lax.scan`` fuses the steps."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import model
+from .model import Params
+
+
+def epoch_permutations(num_train: int, epochs: int, seed: int = 0) -> list[np.ndarray]:
+    """The notebook's data order: one ``RandomState(seed)`` permutation per epoch."""
+    rng = np.random.RandomState(seed)
+    return [rng.permutation(num_train) for _ in range(epochs)]
+
+
+@functools.lru_cache(maxsize=32)
+def epoch_fn(batch_size: int, lr: float, cd: str | None) -> Callable[..., Params]:
+    """The jitted whole-epoch function (cached per batch size, rate and compute dtype): params,
+    the device-resident images and labels and the permutation in, the new params out."""
+
+    def run(params: Params, images: jax.Array, labels: jax.Array, perm: jax.Array) -> Params:
+        num_train = perm.shape[0]
+        full, leftover = divmod(num_train, batch_size)
+
+        def body(p: Params, i: jax.Array) -> tuple[Params, None]:
+            idx = lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+            batch = (jnp.take(images, idx, axis=0), jnp.take(labels, idx, axis=0))
+            return model.update(p, batch, lr, cd), None
+
+        params = lax.scan(body, params, jnp.arange(full))[0]
+        if leftover:
+            idx = perm[full * batch_size :]
+            params = model.update(params, (images[idx], labels[idx]), lr, cd)
+        return params
+
+    return jax.jit(run, donate_argnums=0)
+
+
+def train_epoch(
+    params: Any,
+    images: jax.Array,
+    labels: jax.Array,
+    perm: np.ndarray | jax.Array,
+    *,
+    batch_size: int = 128,
+    lr: float = 0.001,
+    dtype: str = "float32",
+) -> Any:
+    """One whole epoch in one compiled call, in the notebook's order.
+
+    ``images`` ``(N, 784)`` and ``labels`` ``(N, 10)`` stay on the device; ``perm`` is the
+    epoch's permutation (see :func:`epoch_permutations`). Consecutive ``batch_size`` slices of
+    the permuted data are SGD steps fused by ``lax.scan``; the last, short batch is one more
+    step. ``params`` are donated. Returns the new params.
+    """
+    if batch_size < 1 or batch_size > np.shape(perm)[0]:
+        raise ValueError(
+            f"batch_size {batch_size} must be between 1 and the training set size {np.shape(perm)[0]}"
+        )
+    fn = epoch_fn(int(batch_size), float(lr), model.compute_dtype(dtype))
+    return fn(params, images, labels, jnp.asarray(perm, dtype=jnp.int32))

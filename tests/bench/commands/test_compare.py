@@ -1,0 +1,391 @@
+"""`bench compare`, `bench baseline` and the statistics behind them, on synthetic data.
+
+Run directories are written into ``tmp_path`` (``results.jsonl`` + ``metadata.json``); the
+pytest-benchmark file in ``tests/fixtures/compare/`` is a trimmed real one saved by
+``pytest benchmarks/ --benchmark-save-data``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from bench import cli
+from bench.regression import sides, verdicts
+from bench.results import baseline, pytest_benchmark, schema
+from tests.helpers import FIXTURES, make_row, noise, write_run
+
+FIXTURE = FIXTURES / "compare" / "pytest_benchmark.json"
+
+
+def run_cli(*argv: Any) -> int:
+    return cli.main(["compare", *map(str, argv)])
+
+
+def test_identical_runs_exit_0(tmp_path, capsys):
+    rows = [make_row("jit"), make_row("vmap", samples=noise(9))]
+    a = write_run(tmp_path / "a", rows)
+    b = write_run(tmp_path / "b", rows)
+    assert run_cli(a, b) == 0
+    out = capsys.readouterr().out
+    assert "jit update 784,10 b128 float32 1dev" in out
+    assert "2 same" in out
+
+
+def test_slowdown_exits_1_and_is_listed_first(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row("jit", samples=noise(1)), make_row("vmap")])
+    b = write_run(
+        tmp_path / "b",
+        [make_row("jit", samples=noise(2)), make_row("vmap", samples=noise(3, scale=1.5))],
+    )
+    assert run_cli(a, b) == 1
+    captured = capsys.readouterr()
+    table = captured.out.splitlines()
+    assert table[2].startswith("vmap update") and "slower" in table[2]
+    assert "REGRESSION" in captured.err
+
+
+def test_new_missing_and_error_rows(tmp_path):
+    a = write_run(
+        tmp_path / "a", [make_row("jit"), make_row("vmap"), make_row("scan")]
+    )  # scan only here
+    b = write_run(
+        tmp_path / "b",
+        [
+            make_row("jit"),
+            make_row("vmap", status="error", error="boom", samples=[]),
+            make_row("pmap", n_devices=4),  # only here
+        ],
+    )
+    out = tmp_path / "cmp.json"
+    assert run_cli(a, b, "--json", out) == 0  # new, missing and error rows do not gate
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["jit"]["verdict"] == "same"
+    assert rows["vmap"]["verdict"] == "error" and "boom" in rows["vmap"]["note"]
+    assert rows["pmap"]["verdict"] == "new"
+    assert rows["scan"]["verdict"] == "missing"
+
+
+def test_too_few_samples_in_a_run_is_same_with_note(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1, n=3))])
+    b = write_run(tmp_path / "b", [make_row(samples=noise(2, n=3, scale=2.0))])
+    assert run_cli(a, b) == 0
+    assert "too few samples" in capsys.readouterr().out
+
+
+def test_factor_and_alpha_flags(tmp_path):
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1))])
+    b = write_run(tmp_path / "b", [make_row(samples=noise(2, scale=1.3))])
+    assert run_cli(a, b) == 1
+    assert run_cli(a, b, "--factor", "1.5") == 0
+    assert run_cli(a, b, "--alpha", "1e-30") == 0
+    assert run_cli(a, b, "--fail-on", "none") == 0
+
+
+def test_fail_on_compile(tmp_path):
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1))])
+    b = write_run(tmp_path / "b", [make_row(samples=noise(2), compile_s=0.4)])  # 0.13 -> 0.43 s
+    c = write_run(tmp_path / "c", [make_row(samples=noise(2), compile_s=0.15)])  # x1.15
+    assert run_cli(a, b) == 0  # step time only by default
+    assert run_cli(a, b, "--fail-on", "compile") == 1
+    assert run_cli(a, b, "--fail-on", "step,compile") == 1
+    assert run_cli(a, b, "--fail-on", "compile", "--compile-factor", "4") == 0
+    assert run_cli(a, c, "--fail-on", "compile") == 0
+
+
+def test_fail_on_hlo_reports_both_numbers(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1))])
+    b = write_run(
+        tmp_path / "b",
+        [make_row(samples=noise(2), hlo_fusions=7, xla_flops=1_000_000.0 * (1 + 1e-8))],
+    )
+    assert run_cli(a, b) == 0
+    out = capsys.readouterr().out
+    assert "hlo_fusions 5 -> 7 (+2, +40.00%)" in out
+    assert "xla_flops" not in out.split("Deterministic changes")[1]  # within 1e-6 relative
+    assert run_cli(a, b, "--fail-on", "hlo") == 1
+    assert "hlo: jit update" in capsys.readouterr().err
+    c = write_run(tmp_path / "c", [make_row(samples=noise(2), peak_memory_bytes=100_001)])
+    assert run_cli(a, c, "--fail-on", "hlo") == 1  # 1e-5 relative: a change
+
+
+def test_recompiles_in_current_always_reported(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1), recompiles=2)])
+    b = write_run(tmp_path / "b", [make_row(samples=noise(2), recompiles=2)])
+    assert run_cli(a, b) == 0
+    assert "recompiles 2 in steady state" in capsys.readouterr().out
+    assert run_cli(a, b, "--fail-on", "hlo") == 1
+
+
+def test_different_hardware_warns_and_does_not_gate(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1))], fingerprint="fp-a", host="alpha")
+    b = write_run(
+        tmp_path / "b", [make_row(samples=noise(2, scale=2.0))], fingerprint="fp-b", host="beta"
+    )
+    assert run_cli(a, b) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "DIFFERENT MACHINES" in err
+    assert "alpha" in err and "beta" in err and "fp-a" in err and "fp-b" in err
+    assert run_cli(a, b, "--allow-different-hardware") == 1
+
+
+def test_wrong_schema_version_exits_2(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row()])
+    b = write_run(tmp_path / "b", [make_row()], schema_version=99)
+    assert run_cli(a, b) == 2
+    err = capsys.readouterr().err
+    assert "schema version 99" in err and "compare: error" in err
+    c = write_run(tmp_path / "c", [make_row(schema_version=42)])
+    assert run_cli(a, c) == 2
+    assert "schema version 42" in capsys.readouterr().err
+
+
+def test_missing_and_unreadable_inputs_exit_2(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row()])
+    assert run_cli(a, tmp_path / "nope") == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert run_cli(a, tmp_path / "empty") == 2
+    assert "without results.jsonl" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert run_cli(a, bad) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text('{"hello": 1}')
+    assert run_cli(a, other) == 2
+    assert "neither a baseline file nor a pytest-benchmark file" in capsys.readouterr().err
+    assert run_cli(a) == 2
+    assert "expected BASELINE and CURRENT" in capsys.readouterr().err
+
+
+def test_no_configuration_in_common_exits_2(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row("jit")])
+    b = write_run(tmp_path / "b", [make_row("vmap")])
+    assert run_cli(a, b) == 2
+    assert "no configuration in common" in capsys.readouterr().err
+
+
+def test_bad_flags_exit_2(tmp_path):
+    a = write_run(tmp_path / "a", [make_row()])
+    for flags in (["--fail-on", "speed"], ["--factor", "0.9"], ["--alpha", "2"]):
+        with pytest.raises(SystemExit) as e:
+            run_cli(a, a, *flags)
+        assert e.value.code == 2
+
+
+def test_markdown_and_json_outputs(tmp_path):
+    a = write_run(tmp_path / "a", [make_row("jit", samples=noise(1)), make_row("vmap")])
+    b = write_run(
+        tmp_path / "b",
+        [make_row("jit", samples=noise(2, scale=1.5), hlo_ops=41), make_row("vmap")],
+    )
+    md, js = tmp_path / "out" / "compare.md", tmp_path / "out" / "compare.json"
+    assert run_cli(a, b, "--markdown", md, "--json", js) == 1
+    doc = json.loads(js.read_text())
+    assert doc["exit_code"] == 1 and doc["same_hardware"] is True
+    assert doc["summary"]["slower"] == 1 and doc["summary"]["same"] == 1
+    slow = doc["rows"][0]
+    assert slow["verdict"] == "slower" and slow["ratio"] > 1.4 and slow["p"] < 0.01
+    assert slow["ci_low"] < slow["ratio"] < slow["ci_high"]
+    hlo_ops = next(f for f in slow["deterministic"] if f["metric"] == "hlo_ops")
+    assert (hlo_ops["base"], hlo_ops["current"], hlo_ops["changed"]) == (40.0, 41.0, True)
+    text = md.read_text()
+    assert "## Benchmark comparison" in text
+    assert "| config | baseline | current |" in text
+    assert "**slower**" in text
+    assert "hlo_ops 40 -> 41" in text
+
+
+# --------------------------------------------------------------------------- pytest-benchmark
+
+
+def _slowed(doc: dict[str, Any], factor: float) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    for b in out["benchmarks"]:
+        st = b["stats"]
+        for k in ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "total"):
+            st[k] *= factor
+        if "data" in st:
+            st["data"] = [x * factor for x in st["data"]]
+    return out
+
+
+def test_read_pytest_benchmark_json():
+    df, meta = pytest_benchmark.load(FIXTURE)
+    assert len(df) == 4
+    assert set(df["variant"]) == {"jit", "scan", "sharded"}
+    assert set(df["kernel"]) == {"update", "predict"}
+    assert (df["status"] == "ok").all()
+    assert meta["hardware_fingerprint"] and meta["host"]
+    doc = json.loads(FIXTURE.read_text())
+    scan = next(b for b in doc["benchmarks"] if b["extra_info"]["variant"] == "scan")
+    row = df[df["variant"] == "scan"].iloc[0]
+    assert row["samples_s"][0] == pytest.approx(scan["stats"]["data"][0] / 8)  # per step
+    assert row["step_median_s"] == pytest.approx(scan["stats"]["median"] / 8)
+    assert row["config_id"] == scan["extra_info"]["config_id"]
+    with pytest.raises(schema.SchemaError):
+        pytest_benchmark.from_document({"benchmarks": 1})
+
+
+def test_pytest_benchmark_against_itself_and_slowed_copy(tmp_path, capsys):
+    assert run_cli(FIXTURE, FIXTURE) == 0
+    assert "4 same" in capsys.readouterr().out
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(_slowed(json.loads(FIXTURE.read_text()), 2.0)))
+    assert run_cli(FIXTURE, slow) == 1
+    assert "4 slower" in capsys.readouterr().out
+
+
+def test_pytest_benchmark_without_raw_data_uses_ratio_only(tmp_path, capsys):
+    doc = json.loads(FIXTURE.read_text())
+    for b in doc["benchmarks"]:
+        b["stats"].pop("data")
+    plain, slow = tmp_path / "plain.json", tmp_path / "slow.json"
+    plain.write_text(json.dumps(doc))
+    slow.write_text(json.dumps(_slowed(doc, 1.2)))
+    assert run_cli(plain, plain) == 0
+    assert run_cli(plain, slow) == 1
+    assert "no raw samples: ratio only" in capsys.readouterr().out
+
+
+def test_pytest_benchmark_against_run_uses_extra_info_and_synced_samples(tmp_path, capsys):
+    df, _ = pytest_benchmark.load(FIXTURE)
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        keys = {k: rec[k] for k in schema.KEY_COLUMNS}
+        # pipelined samples as fast as pytest-benchmark's; synced ones half of them
+        rows.append(
+            make_row(
+                samples=rec["samples_s"],
+                sync_samples_s=[x / 2 for x in rec["samples_s"]],
+                sync_step_median_s=rec["step_median_s"] / 2,
+                **keys,
+            )
+        )
+    run = write_run(tmp_path / "run", rows)
+    assert run_cli(run, FIXTURE) == 0  # different fingerprints: warns, does not gate
+    captured = capsys.readouterr()
+    assert "DIFFERENT MACHINES" in captured.err
+    assert "4 slower" in captured.out  # compared against the synced samples
+    assert run_cli(run, FIXTURE, "--allow-different-hardware") == 1
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_baseline_save_show_and_auto(tmp_path, capsys):
+    rows = [make_row("jit", samples=noise(1)), make_row("vmap", samples=noise(2))]
+    run = write_run(tmp_path / "run", rows, fingerprint="fp/box a")
+    bdir = tmp_path / "baselines"
+    assert cli.main(["baseline", "save", str(run), "--dir", str(bdir)]) == 0
+    saved = bdir / "fp_box_a.json"
+    assert saved.exists()
+    doc = json.loads(saved.read_text())
+    assert doc["fingerprint"] == "fp/box a" and len(doc["rows"]) == 2
+    row = doc["rows"][0]
+    assert row["samples_s"] and row["hlo_fusions"] == 5 and row["config_id"]
+    assert cli.main(["baseline", "show", "--dir", str(bdir)]) == 0
+    assert "fp/box a" in capsys.readouterr().out
+
+    same = write_run(tmp_path / "same", rows, fingerprint="fp/box a")
+    slow = write_run(
+        tmp_path / "slow",
+        [make_row("jit", samples=noise(3, scale=1.5)), make_row("vmap")],
+        fingerprint="fp/box a",
+    )
+    assert run_cli("--baseline", "auto", "--baseline-dir", bdir, same) == 0
+    assert run_cli("--baseline", "auto", "--baseline-dir", bdir, slow) == 1
+    assert run_cli(saved, slow) == 1  # a baseline file as BASELINE
+
+    elsewhere = write_run(tmp_path / "other", rows, fingerprint="fp-other")
+    capsys.readouterr()
+    assert run_cli("--baseline", "auto", "--baseline-dir", bdir, elsewhere) == 2
+    err = capsys.readouterr().err
+    assert "no baseline for this machine" in err and "fp-other" in err and "fp/box a" in err
+    assert run_cli("--baseline", "auto", "--baseline-dir", bdir, same, slow) == 2
+
+
+def test_baseline_save_errors(tmp_path, capsys):
+    assert cli.main(["baseline", "save", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    run = write_run(tmp_path / "run", [make_row()], fingerprint="")
+    assert cli.main(["baseline", "save", str(run), "--dir", str(tmp_path / "b")]) == 2
+    assert "hardware_fingerprint" in capsys.readouterr().err
+    assert cli.main(["baseline", "show", "--dir", str(tmp_path / "none")]) == 0
+    assert "no baselines" in capsys.readouterr().out
+
+
+def test_compare_api_matches_on_key_columns(tmp_path):
+    """Layer sizes given as a list and batch size as a float still match."""
+    a = write_run(tmp_path / "a", [make_row(layer_sizes=[784, 10], batch_size=128.0)])
+    b = write_run(tmp_path / "b", [make_row()])
+    rep = verdicts.compare(sides.load_input(a), sides.load_input(b))
+    assert [r.verdict for r in rep.rows] == ["same"]
+    assert rep.exit_code == 0
+    assert baseline.path_for("x y", tmp_path).name == "x_y.json"
+
+
+def test_pytest_benchmark_without_extra_info_matches_by_fullname(tmp_path, capsys):
+    doc = json.loads(FIXTURE.read_text())
+    for b in doc["benchmarks"]:
+        b["extra_info"] = {}
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(doc))
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(_slowed(doc, 2.0)))
+    assert run_cli(bare, slow) == 1
+    assert "test_update[jit-784,10-128-float32]" in capsys.readouterr().out
+    run = write_run(tmp_path / "run", [make_row()])
+    assert run_cli(run, bare) == 2
+    assert "extra_info" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- separate runs, several passes
+
+
+def _passes(medians_ms: list[float]) -> list[float]:
+    return [m * 1e-3 for m in medians_ms]
+
+
+def test_separate_runs_need_their_process_medians_apart(tmp_path, capsys):
+    """Samples say 20% slower, but the passes overlap: a slow process, not a slow kernel."""
+    slow = [1.2 * x for x in noise(2)]
+    a = write_run(tmp_path / "a", [make_row(pass_medians_s=_passes([1.0, 1.25, 1.1]))])
+    b = write_run(
+        tmp_path / "b",
+        [make_row(samples=slow, pass_medians_s=_passes([1.2, 1.05, 1.3]))],
+    )
+    assert run_cli(a, b, "--json", tmp_path / "c.json") == 0
+    row = json.loads((tmp_path / "c.json").read_text())["rows"][0]
+    assert row["verdict"] == "same" and row["p_passes"] > 0.01
+    assert "process medians overlap" in row["note"]
+
+
+def test_five_passes_apart_a_side_gate(tmp_path):
+    slow = [1.2 * x for x in noise(2)]
+    a = write_run(tmp_path / "a", [make_row(pass_medians_s=_passes([1.0, 1.02, 0.98, 1.01, 1.03]))])
+    b = write_run(
+        tmp_path / "b",
+        [make_row(samples=slow, pass_medians_s=_passes([1.2, 1.22, 1.19, 1.25, 1.21]))],
+    )
+    assert run_cli(a, b) == 1
+
+
+def test_single_pass_runs_get_a_note_and_keep_the_sample_rule(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [make_row()])
+    b = write_run(tmp_path / "b", [make_row(samples=[1.3 * x for x in noise(2)])])
+    assert run_cli(a, b) == 1
+    assert "measured each configuration in one process" in capsys.readouterr().err
+
+
+def test_paired_sides_skip_the_pass_check():
+    settings = verdicts.CompareSettings(paired=True)
+    base = make_row(pass_medians_s=_passes([1.0, 1.25, 1.1]))
+    cur = make_row(samples=[1.2 * x for x in noise(2)], pass_medians_s=_passes([1.2, 1.05, 1.3]))
+    cols = {"samples": "samples_s", "median": "step_median_s"}
+    res = verdicts._compare_row(("k",), base, cur, settings, (cols, cols))
+    assert res.verdict == "slower" and res.p_passes is None

@@ -1,0 +1,77 @@
+"""Rows: the step columns from raw samples, one row from several passes, the identity of a
+configuration, the derived columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.results import rows
+from bench.results import samples as sampling
+
+
+def test_summarize_ci_contains_the_median():
+    rng = np.random.RandomState(1)
+    samples = list(0.01 + 0.002 * rng.rand(25))
+    figures = sampling.summarize(samples, [0.02, 0.03, 0.025], loops=8)
+    assert figures["call_median_s"] == pytest.approx(float(np.median(samples)))
+    assert figures["call_ci_low_s"] <= figures["call_median_s"] <= figures["call_ci_high_s"]
+    assert figures["call_ci_low_s"] < figures["call_ci_high_s"]
+    assert figures["call_min_s"] == pytest.approx(min(samples))
+    assert figures["call_mean_s"] == pytest.approx(float(np.mean(samples)))
+    assert figures["n_samples"] == 25 and figures["loops_per_sample"] == 8
+    assert figures["sync_call_median_s"] == pytest.approx(0.025)
+    q1, q3 = np.percentile(samples, [25, 75])
+    assert figures["call_iqr_s"] == pytest.approx(q3 - q1)
+
+
+def test_per_step_divides_by_steps_per_call():
+    figures = sampling.summarize([0.8, 0.4, 0.6, 1.0, 1.2], [1.6, 1.4, 1.8], loops=2)
+    steps = sampling.per_step(figures, 4)
+    for name in ("median", "min", "mean", "std", "iqr", "ci_low", "ci_high"):
+        assert steps[f"step_{name}_s"] == pytest.approx(figures[f"call_{name}_s"] / 4), name
+    assert steps["step_median_s"] == pytest.approx(0.2)
+    assert steps["sync_step_median_s"] == pytest.approx(0.4)
+    assert steps["dispatch_overhead_s"] == pytest.approx(
+        steps["sync_step_median_s"] - steps["step_median_s"]
+    )
+    assert steps["dispatch_overhead_s"] == pytest.approx(0.2)
+    assert steps["samples_s"] == pytest.approx([0.2, 0.1, 0.15, 0.25, 0.3])
+    assert steps["sync_samples_s"] == pytest.approx([0.4, 0.35, 0.45])
+    assert steps["n_samples"] == 5 and steps["loops_per_sample"] == 2
+    # one step per call: the per-call figures unchanged
+    assert sampling.per_step(figures, 1)["step_median_s"] == pytest.approx(figures["call_median_s"])
+
+
+def test_merge_passes_pools_the_fastest_passes() -> None:
+    slow = {
+        "status": "ok",
+        "samples_s": [2.0, 2.1],
+        "step_median_s": 2.05,
+        "compile_s": 0.1,
+        "wall_s": 1.0,
+        "foreign_load": 0.01,
+        "load_retries": 1,
+    }
+    fast = {
+        "status": "ok",
+        "samples_s": [1.0, 1.1],
+        "step_median_s": 1.05,
+        "compile_s": 0.3,
+        "wall_s": 2.0,
+        "foreign_load": 0.0,
+        "loops_per_sample": 1,
+    }
+    bad = {"status": "error", "error": "boom", "wall_s": 0.5}
+    m = rows.merge_passes([slow, bad, fast])
+    assert m["samples_s"] == [1.0, 1.1] and m["step_median_s"] == pytest.approx(1.05)
+    assert m["compile_s"] == pytest.approx(0.2) and m["wall_s"] == 3.5
+    assert (m["repeats"], m["repeats_ok"], m["passes_kept"], m["status"]) == (3, 2, [2], "ok")
+    assert m["pass_medians_s"] == [2.05, None, 1.05]
+    assert (m["foreign_load"], m["load_retries"]) == (0.01, 1)
+    close = {**fast, "samples_s": [1.08, 1.12], "step_median_s": 1.1}  # within 5%: pooled
+    m = rows.merge_passes([close, slow, fast])
+    assert m["samples_s"] == [1.08, 1.12, 1.0, 1.1] and m["n_samples"] == 4
+    assert m["step_median_s"] == pytest.approx(1.09) and m["passes_kept"] == [0, 2]
+    assert rows.merge_passes([bad]) is bad
+    assert rows.merge_passes([bad, dict(bad)])["status"] == "error"

@@ -1,0 +1,120 @@
+"""The parent's side of the worker protocol against real processes: a fake worker that speaks
+protocol 0 (the layout before ``bench.measure``, as ``bench ab`` meets it in an older commit)
+and this tree's own worker. Every request either reaches the worker in a form it honours or is
+refused with the reason; nothing is measured differently from what was asked."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench import protocol, selection
+from bench.protocol import TimingSettings
+from bench.results.machine import ROOT
+from bench.runner.loop import Arm
+from bench.runner.pool import WorkerMeasurer, WorkerProcess, worker_env
+
+#: a protocol-0 worker: answers init and measure, an error for anything else (``hello``
+#: included), and logs every request it reads.
+V0_WORKER = textwrap.dedent(
+    """
+    import json, os, sys
+    PREFIX = "@@bench "
+    log = open(os.environ["FAKE_WORKER_LOG"], "a")
+
+    def emit(event):
+        sys.stdout.write(PREFIX + json.dumps(event) + "\\n")
+        sys.stdout.flush()
+
+    print("some library chatter on stdout")
+    for line in sys.stdin:
+        req = json.loads(line)
+        log.write(line)
+        log.flush()
+        op = req.get("op")
+        if op == "init":
+            emit({"event": "ready", "dataset": {"name": "synthetic", "real": False}})
+        elif op == "measure":
+            spec = req["spec"]
+            emit({"event": "start", "config_id": req.get("config_id")})
+            row = {k: spec[k] for k in ("variant", "kernel", "backend", "dtype", "batch_size")}
+            row.update(status="ok", step_median_s=0.001, samples_s=[0.001] * 5)
+            emit({"event": "row", "row": row})
+        elif op == "exit":
+            break
+        else:
+            emit({"event": "error", "error": f"unknown op {op!r}"})
+    """
+)
+
+
+@pytest.fixture
+def v0_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    tree = tmp_path / "old"
+    (tree / "bench").mkdir(parents=True)
+    (tree / "bench" / "__init__.py").write_text("")
+    (tree / "bench" / "worker.py").write_text(V0_WORKER)
+    monkeypatch.setenv("FAKE_WORKER_LOG", str(tmp_path / "requests.jsonl"))
+    return tree
+
+
+def spec(**extra) -> dict:
+    grid = selection.Grid("t", ("jit",), ("update",), ((784, 10),), (32,))
+    backends = {"cpu": {"device_kind": "cpu", "device_count": 1}}
+    (s,) = selection.expand([grid], backends=backends)[0]
+    return {**s, **extra}
+
+
+def requests(tmp_path: Path) -> list[dict]:
+    path = tmp_path / "requests.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_an_older_worker_is_recognised_and_sent_what_it_reads(v0_tree, tmp_path):
+    init = protocol.init("synthetic", None, 64, TimingSettings())
+    measurer = WorkerMeasurer(init, tmp_path / "logs")
+    arm = Arm("base", None, "run", tree=v0_tree)
+    measurer.start(arm, "cpu", 1)
+    row = measurer.measure(arm, spec())
+    assert row["status"] == "ok" and row["step_median_s"] == 0.001
+    assert measurer.workers["base"].version == 0
+    # a field protocol 0 would ignore: refused here, never sent
+    refused = measurer.measure(arm, spec(precision="tf32"))
+    assert refused["status"] == "error" and "not measured" in refused["error"]
+    assert "'precision'" in refused["error"] and refused["variant"] == "jit"
+    measurer.stop(arm)
+    ops = [r["op"] for r in requests(tmp_path)]
+    assert ops == ["hello", "init", "measure", "exit"]
+    sent_init = requests(tmp_path)[1]
+    assert "slow_call_s" not in sent_init["settings"] and "protocol" not in sent_init
+
+
+def test_settings_an_older_worker_would_ignore_keep_it_from_starting(v0_tree, tmp_path):
+    init = protocol.init("synthetic", None, 64, TimingSettings(slow_call_s=math.inf))
+    measurer = WorkerMeasurer(init, tmp_path / "logs")
+    arm = Arm("base", None, "run", tree=v0_tree)
+    measurer.start(arm, "cpu", 1)
+    row = measurer.measure(arm, spec())
+    assert row["status"] == "error" and "worker did not start" in row["error"]
+    assert "slow_call_s=inf" in row["error"]
+    assert [r["op"] for r in requests(tmp_path)] == ["hello"]  # init never sent
+
+
+def test_this_trees_worker_refuses_what_it_does_not_know(tmp_path):
+    w = WorkerProcess(worker_env("cpu", 1), tmp_path / "w.log", tree=ROOT)
+    try:
+        assert w.handshake() == protocol.PROTOCOL_VERSION
+        w.send(protocol.init("synthetic", None, 64, TimingSettings.preset("quick")))
+        assert w.wait_for({"ready"}, 120)["event"] == "ready"
+        w.send(protocol.measure(spec(precision="tf32")))
+        with pytest.raises(RuntimeError, match=r"spec fields \['precision'\]"):
+            w.wait_for({"row"}, 120)
+        w.send(protocol.measure(spec(options={"steps": 2})))  # jit takes no steps
+        with pytest.raises(RuntimeError, match="no option 'steps'"):
+            w.wait_for({"row"}, 120)
+    finally:
+        w.close()
