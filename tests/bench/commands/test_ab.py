@@ -198,3 +198,42 @@ def test_interrupt_removes_worktrees(repo: Path, tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 130
     assert len(worktrees(repo)) == 1
     assert json.loads((out / "ab.json").read_text())["exit_code"] == 130
+
+
+#: the last commit with the layout before bench/runner and bench/measure (protocol 0)
+BEFORE_LAYERS = "77879d1"
+
+
+def test_a_base_from_before_the_layered_layout_runs_its_own_worker(tmp_path: Path) -> None:
+    """The base commit's tree has `bench/worker.py` (protocol 0), the head this tree: each side
+    measures with its own worker and the comparison works."""
+    try:
+        archive = subprocess.run(
+            ["git", "archive", BEFORE_LAYERS, "bench", "mnist_kernels", "pyproject.toml"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (subprocess.CalledProcessError, OSError):
+        pytest.skip(f"commit {BEFORE_LAYERS} is not in this clone (a shallow one?)")
+    r = tmp_path / "repo"
+    r.mkdir()
+    git(r, "init", "-q")
+    subprocess.run(["tar", "-x", "-C", str(r)], input=archive, check=True)
+    (r / ".gitignore").write_text("__pycache__/\nreports/\n")
+    git(r, "add", "-A")
+    git(r, "commit", "-qm", "before the layers")
+    for name in ("mnist_kernels", "bench"):
+        shutil.rmtree(r / name)
+        shutil.copytree(ROOT / name, r / name, ignore=shutil.ignore_patterns("__pycache__"))
+    git(r, "add", "-A")
+    git(r, "commit", "-qm", "layers")
+    out = tmp_path / "ab"
+    res = bench_ab(r, "--base", "HEAD~1", "--out", str(out), "--factor", "1.5", *TINY)
+    assert res.returncode == 0, res.stderr + res.stdout
+    logs = sorted(p.name for p in (out / "logs").iterdir())
+    assert "worker-base-cpu-1.log" in logs and "worker-head-cpu-1.log" in logs
+    for side in ("base", "head"):
+        row = json.loads((out / side / "results.jsonl").read_text().splitlines()[0])
+        assert row["status"] == "ok" and row["step_median_s"] > 0
+    assert verdicts(out) == ["same"]
