@@ -1,15 +1,21 @@
 """Formatting for people: times with units, intervals, ratios, percentages and tables (Markdown
-and plain text). Every command and report formats through these, so a time reads the same in a
-progress line, a comparison and a report.
+and plain text), and :func:`say` for a message on stderr. Every command and report formats
+through these, so a time reads the same in a progress line, a comparison and a report.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 MISSING = "—"
+
+
+def say(text: str) -> None:
+    """A message for the person running the command: stderr, flushed."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def _finite(value: Any) -> float | None:

@@ -31,6 +31,7 @@ from typing import Any
 from mnist_kernels.argtypes import positive_float, positive_int
 
 from .. import protocol
+from ..format import say
 from ..protocol import ProtocolError, TimingSettings
 from ..regression.render import present
 from ..regression.sides import load_input
@@ -40,7 +41,6 @@ from ..results.rundir import RunDir
 from ..runner import ab, probe, trees
 from ..runner.loop import Arm
 from ..runner.pool import DEFAULT_TIMEOUT_S
-from ..runner.progress import say
 from ..runner.sweep import peers_missing_reason
 from ..selection import Selection, n_examples
 from . import options

@@ -38,7 +38,8 @@ import argparse
 
 from mnist_kernels.argtypes import positive_int
 
-from ..regression.render import present, say
+from ..format import say
+from ..regression.render import present
 from ..regression.sides import InputError, load_input, resolve_baseline
 from ..regression.verdicts import Report, compare
 from ..results import baseline

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from mnist_kernels.argtypes import positive_float
 
+from ..format import say
 from ..runner import sweep
 from ..runner.pool import DEFAULT_TIMEOUT_S
-from ..runner.progress import say
 from . import options
 
 

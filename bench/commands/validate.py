@@ -29,12 +29,12 @@ from pathlib import Path
 from mnist_kernels.argtypes import positive_int
 
 from .. import selection, stats
+from ..format import say
 from ..protocol import TimingSettings
 from ..regression.validation import format_markdown, format_text, summarize
 from ..regression.verdicts import CompareSettings
 from ..results import machine
 from ..runner import ab, probe
-from ..runner.progress import say
 from ..runner.trials import (
     CONFIG_SETS,
     DEFAULT_REPEATS,

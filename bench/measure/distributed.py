@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .. import catalog, selection
+from ..format import say
 from ..protocol import (
     ENV_COORDINATOR,
     ENV_FAULT_PROCESS,
@@ -213,10 +214,6 @@ def describe(spec: Spec) -> str:
     )
 
 
-def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 @dataclasses.dataclass(frozen=True)
 class DistributedSettings:
     """How this process runs (everything but what it measures): see ``bench run --help``."""
@@ -296,7 +293,7 @@ class LockstepMeasurer:
         self.watchdog.cancel()
 
     def _timed_out(self, what: str) -> None:
-        err(
+        say(
             f"error: process {self.ctx.pid}: {what} ran past --timeout "
             f"{self.watchdog.timeout_s:.0f} s (a stuck collective, or a process gone?); exiting"
         )
@@ -309,7 +306,7 @@ class LockstepMeasurer:
         what = describe(spec)
         kind, _, variant = self.fault
         if kind and variant == spec["variant"]:
-            err(f"process {self.ctx.pid}: fault injected by {FAULT_ENV}={kind}:{variant} in {what}")
+            say(f"process {self.ctx.pid}: fault injected by {FAULT_ENV}={kind}:{variant} in {what}")
         self.current = (arm, spec)
         self.watchdog.start(what)
         row = self.worker.measure(spec, devices=self.ctx.devices)
@@ -324,7 +321,7 @@ class LockstepMeasurer:
                 row["status"] = "error"
                 row["error"] = f"failed in process(es) {failed}; see their output"
         elif not self.ctx.lead:
-            err(f"process {self.ctx.pid}: {what}: {row.get('error')}")
+            say(f"process {self.ctx.pid}: {what}: {row.get('error')}")
         return row
 
 
@@ -334,10 +331,10 @@ class LockstepMeasurer:
 def _start(settings: DistributedSettings) -> Context | int:
     """Join the run; the context, or an exit code."""
     if settings.resume:
-        err("error: --resume is not supported with --distributed")
+        say("error: --resume is not supported with --distributed")
         return 2
     if os.environ.get(ENV_COORDINATOR):
-        err(
+        say(
             f"jax.distributed: process {os.environ.get(ENV_PROCESS_ID, '?')} of "
             f"{os.environ.get(ENV_NUM_PROCESSES, '?')}, coordinator "
             f"{os.environ[ENV_COORDINATOR]}"
@@ -345,7 +342,7 @@ def _start(settings: DistributedSettings) -> Context | int:
     try:
         initialize()
     except DistributedError as e:
-        err(f"error: {e}")
+        say(f"error: {e}")
         return 1
     import jax
 
@@ -358,7 +355,7 @@ def _plan(chosen: Selection, settings: DistributedSettings, ctx: Context, out: R
     """The specs every process agrees on, and what is left out; an exit code when they do not."""
     code = 0
     if ctx.lead and not settings.dry_run and out.has_results():
-        err(f"error: {out} already holds results; pick another --out")
+        say(f"error: {out} already holds results; pick another --out")
         code = 2
     if agree(code):
         return 2
@@ -366,13 +363,13 @@ def _plan(chosen: Selection, settings: DistributedSettings, ctx: Context, out: R
         specs, skipped = plan_global(chosen, ctx.backend, ctx.info())
     except ValueError as e:
         if ctx.lead:
-            err(f"error: {e}")
+            say(f"error: {e}")
         specs, skipped, code = [], [], 2
     if agree(code):
         return 2
     digests = allgather([specs_digest(specs)])[:, 0]
     if len(set(digests.tolist())) != 1:
-        err(
+        say(
             f"error: process {ctx.pid}: the processes planned different configurations "
             "(different arguments, versions or devices?)"
         )
@@ -392,7 +389,7 @@ def _metadata(chosen, settings, ctx, run_id, specs, skipped, worker) -> tuple[di
             dtypes = sorted({s["dtype"] for s in specs}) or ["float32"]
             peaks[ctx.backend] = measure_peaks(ctx.backend, dtypes, quick=chosen.preset == "quick")
         except Exception as e:
-            err(f"warning: could not measure the {ctx.backend} peaks ({e})")
+            say(f"warning: could not measure the {ctx.backend} peaks ({e})")
     present = {ctx.backend: {**found["backends"].get(ctx.backend, {}), **ctx.info()}}
     meta = machine.metadata(
         run_id,
@@ -424,7 +421,7 @@ def main(chosen: Selection, settings: DistributedSettings) -> int:
         return ctx
     if chosen.backends != selection.ALL_BACKENDS and ctx.backend not in chosen.backends:
         if ctx.lead:
-            err(
+            say(
                 f"error: --backends {','.join(chosen.backends)}: the distributed devices are "
                 f"{ctx.backend} ones; pick the platform with JAX_PLATFORMS in every process"
             )
@@ -435,9 +432,9 @@ def main(chosen: Selection, settings: DistributedSettings) -> int:
     if isinstance(planned, int):
         return planned
     specs, skipped = planned
-    say = (lambda text: err(text)) if ctx.lead and not settings.quiet else (lambda text: None)
+    tell = say if ctx.lead and not settings.quiet else (lambda text: None)
     if settings.devices and list(settings.devices) != [len(ctx.devices)]:
-        say(
+        tell(
             f"notice: --devices {','.join(map(str, settings.devices))} is ignored with "
             f"--distributed: every configuration spans all {len(ctx.devices)} devices"
         )
@@ -447,12 +444,12 @@ def main(chosen: Selection, settings: DistributedSettings) -> int:
                 print(f"{s['grid']:<9} {describe(s)} {s['backend']} ({ctx.n_proc} processes)")
             for s in skipped:
                 print(f"left out: {s['what']}: {s['reason']}")
-            err(f"{len(specs)} configurations, {len(skipped)} left out")
+            say(f"{len(specs)} configurations, {len(skipped)} left out")
         return 0
-    return _run(chosen, settings, ctx, run_id, out, specs, skipped, say)
+    return _run(chosen, settings, ctx, run_id, out, specs, skipped, tell)
 
 
-def _run(chosen, settings, ctx, run_id, out, specs, skipped, say) -> int:
+def _run(chosen, settings, ctx, run_id, out, specs, skipped, tell) -> int:
     from .worker import Worker, load_examples
 
     worker = Worker()
@@ -469,7 +466,7 @@ def _run(chosen, settings, ctx, run_id, out, specs, skipped, say) -> int:
         out.write_metadata(meta)
         if settings.write_run_dir:
             out.write_location(settings.write_run_dir)
-        say(
+        tell(
             f"{len(specs)} configurations over {ctx.n_proc} processes × {ctx.local} "
             f"{ctx.backend} devices ({len(ctx.devices)} in all), {len(skipped)} left out; "
             f"writing {out}"
@@ -493,7 +490,7 @@ def _run(chosen, settings, ctx, run_id, out, specs, skipped, say) -> int:
         out.write_metadata(meta)
         out.write_csv()
         c = arm.counts
-        err(
+        say(
             f"{c['ok']} ok, {c['error']} error, {c['timeout']} timeout; "
             f"{ctx.n_proc} processes, {len(ctx.devices)} devices; results in {out}"
         )

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import format as fmt
 from .. import stats
+from ..format import say
 from ..results import schema
 from .sides import Side
 from .verdicts import Report, RowResult, pass_medians
@@ -307,7 +307,3 @@ def present(
     elif rep.failures:
         say(f"{len(rep.failures)} failure(s) not gating: the runs come from different machines")
     return rep.exit_code
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)

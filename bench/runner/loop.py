@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import selection
+from ..format import say
 from ..results import rows
 from ..results.machine import ROOT
 from ..results.rundir import RunDir
-from .progress import Progress, say
+from .progress import Progress
 
 Spec = Row = dict[str, Any]
 

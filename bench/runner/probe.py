@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import protocol
+from ..format import say
 from ..results.machine import ROOT
 from .pool import WORKER_ERRORS, one_request
-from .progress import say
 
 #: peak figures where the best of two measurements is the machine's limit
 PEAK_RATES = ("matmul_flops_per_s", "bandwidth_bytes_per_s", "copy_bytes_per_s", "read_bytes_per_s")

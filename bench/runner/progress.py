@@ -9,12 +9,8 @@ import time
 from typing import Any
 
 from .. import format as fmt
+from ..format import say
 from ..results import schema
-
-
-def say(text: str) -> None:
-    """A message for the person running the command (stderr, flushed)."""
-    print(text, file=sys.stderr, flush=True)
 
 
 def line_for(row: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import protocol
+from ..format import say
 from ..protocol import TimingSettings
 from ..results import machine
 from ..results.rundir import RunDir
@@ -26,7 +27,7 @@ from ..selection import Selection, Spec, n_examples
 from . import probe as probing
 from .loop import Arm, Runner
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
-from .progress import Progress, say
+from .progress import Progress
 
 
 class SweepError(Exception):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import catalog, protocol, selection
+from ..format import say
 from ..protocol import TimingSettings
 from ..regression.sides import load_input
 from ..regression.verdicts import CompareSettings, compare
@@ -17,7 +18,6 @@ from ..results import machine
 from ..results.rundir import RunDir
 from . import ab
 from .loop import Arm
-from .progress import say
 
 WORK_SCALE = 1.2
 
