@@ -21,9 +21,13 @@ from typing import Any
 IMAGE_PIXELS = 784
 NUM_CLASSES = 10
 
-#: dtypes a kernel may compute in. ``bfloat16`` keeps parameters in float32 and runs the
-#: matmuls in bfloat16 with float32 accumulation.
+#: dtypes a kernel may compute in. ``bfloat16`` keeps parameters in float32 and runs every
+#: matmul, forward and backward, on bfloat16 operands with float32 accumulation.
 DTYPES = ("float32", "bfloat16")
+#: the precision of float32 matmuls (see :mod:`mnist_kernels.matmul`).
+PRECISIONS = ("highest", "tf32", "default")
+#: the weight gradient's layout: ``tuned`` (thin layers as ``(dz.T @ x).T``) or ``stock``.
+LAYOUTS = ("tuned", "stock")
 
 #: what can be measured of a variant: one SGD step, a forward pass, a whole training epoch.
 UPDATE, PREDICT, EPOCH = "update", "predict", "epoch"
@@ -52,6 +56,7 @@ class Variant:
       options: the settings it takes.
       steps_option: the option holding the SGD steps one ``update`` call makes, if any.
       members_option: the option holding the independent models one call trains, if any.
+      layouts: the weight-gradient layouts it can run (``notebook`` is stock by definition).
     """
 
     name: str
@@ -61,6 +66,7 @@ class Variant:
     options: tuple[Option, ...] = ()
     steps_option: str | None = None
     members_option: str | None = None
+    layouts: tuple[str, ...] = LAYOUTS
 
     def option(self, name: str) -> Option:
         for o in self.options:
@@ -96,6 +102,11 @@ MODEL_PARALLEL = Option(
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
+        Variant(
+            "notebook",
+            "the seed notebook's step: jax.jit, stock jax.grad, a host batch at every call",
+            layouts=("stock",),
+        ),
         Variant("jit", "jax.jit of the SGD step on one device", kernels=(UPDATE, PREDICT, EPOCH)),
         Variant("vmap", "per-example gradients by jax.vmap, averaged, on one device"),
         Variant("pmap", "data parallel: jax.pmap with a pmean of the gradients", True),

@@ -14,6 +14,7 @@ import numpy as np
 from jax import lax
 
 from . import model
+from .matmul import Compute
 from .model import Params
 
 
@@ -24,8 +25,8 @@ def epoch_permutations(num_train: int, epochs: int, seed: int = 0) -> list[np.nd
 
 
 @functools.lru_cache(maxsize=32)
-def epoch_fn(batch_size: int, lr: float, cd: str | None) -> Callable[..., Params]:
-    """The jitted whole-epoch function (cached per batch size, rate and compute dtype): params,
+def epoch_fn(batch_size: int, lr: float, compute: Compute) -> Callable[..., Params]:
+    """The jitted whole-epoch function (cached per batch size, rate and arithmetic): params,
     the device-resident images and labels and the permutation in, the new params out."""
 
     def run(params: Params, images: jax.Array, labels: jax.Array, perm: jax.Array) -> Params:
@@ -35,12 +36,12 @@ def epoch_fn(batch_size: int, lr: float, cd: str | None) -> Callable[..., Params
         def body(p: Params, i: jax.Array) -> tuple[Params, None]:
             idx = lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
             batch = (jnp.take(images, idx, axis=0), jnp.take(labels, idx, axis=0))
-            return model.update(p, batch, lr, cd), None
+            return model.update(p, batch, lr, compute), None
 
         params = lax.scan(body, params, jnp.arange(full))[0]
         if leftover:
             idx = perm[full * batch_size :]
-            params = model.update(params, (images[idx], labels[idx]), lr, cd)
+            params = model.update(params, (images[idx], labels[idx]), lr, compute)
         return params
 
     return jax.jit(run, donate_argnums=0)
@@ -54,7 +55,7 @@ def train_epoch(
     *,
     batch_size: int = 128,
     lr: float = 0.001,
-    dtype: str = "float32",
+    compute: Compute | None = None,
 ) -> Any:
     """One whole epoch in one compiled call, in the notebook's order.
 
@@ -67,5 +68,5 @@ def train_epoch(
         raise ValueError(
             f"batch_size {batch_size} must be between 1 and the training set size {np.shape(perm)[0]}"
         )
-    fn = epoch_fn(int(batch_size), float(lr), model.compute_dtype(dtype))
+    fn = epoch_fn(int(batch_size), float(lr), compute or Compute())
     return fn(params, images, labels, jnp.asarray(perm, dtype=jnp.int32))

@@ -19,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
-from jax.sharding import PartitionSpec
 
 from .catalog import DTYPES as DTYPES
 from .catalog import IMAGE_PIXELS as IMAGE_PIXELS
 from .catalog import NUM_CLASSES as NUM_CLASSES
 from .catalog import flops_forward as flops_forward
 from .catalog import flops_update as flops_update
+from .matmul import Compute, matmul
 
 Array: TypeAlias = jax.Array | np.ndarray
 Params: TypeAlias = list[tuple[Array, Array]]
@@ -68,117 +68,48 @@ def layer_sizes_of(params: Params) -> list[int]:
     return [int(params[0][0].shape[0])] + [int(w.shape[1]) for w, _ in params]
 
 
-#: fan-out at or below which a layer's weight gradient is computed as ``(dz.T @ x).T``.
-THIN_OUTPUT = 64
-
-
-@jax.custom_vjp
-def _thin_dot(x: Array, w: Array) -> jax.Array:
-    """``x @ w`` for a thin ``w`` (few output units), with a faster weight-gradient layout.
-
-    The gradient ``jax.grad`` derives for ``w`` is ``x.T @ dz``: a dot contracting the batch
-    axis of both operands into a ``(fan_in, fan_out)`` result. For a thin output XLA:CPU runs
-    that layout about 2-3x slower than the same product written ``dz.T @ x`` (measured at
-    batch 4096, ``[784, 10]``: 1.98 ms against 0.65 ms). The backward rule below computes
-    ``dz.T @ x`` and transposes the small result; the optimization barrier keeps XLA's
-    simplifier from folding the transpose back into the dot. The values are the same products
-    and sums as ``jax.grad``'s.
-    """
-    return jnp.dot(x, w)
-
-
-def _thin_dot_fwd(x: Array, w: Array):
-    return jnp.dot(x, w), (x, w)
-
-
-def _thin_dot_bwd(res, g):
-    x, w = res
-    dx = jnp.dot(g, w.T)
-    x2 = jnp.reshape(x, (-1, x.shape[-1]))
-    g2 = jnp.reshape(g, (-1, g.shape[-1]))
-    # under an explicit mesh the batch axis being contracted may be sharded: say that the
-    # result is placed like ``w`` (transposed), as jax.grad's own transpose rule does
-    sharding = jax.typeof(w).sharding
-    out_sharding = None
-    if not sharding.mesh.empty:
-        spec = (*sharding.spec, None, None)[:2]
-        out_sharding = sharding.update(spec=PartitionSpec(spec[1], spec[0]))
-    dw_t = jax.lax.optimization_barrier(jnp.dot(g2.T, x2, out_sharding=out_sharding))
-    return _sum_over_extra_axes(dx, x), _sum_over_extra_axes(dw_t.T, w)
-
-
-def _sum_over_extra_axes(cotangent: jax.Array, primal: Array) -> jax.Array:
-    """Inside ``shard_map``: sum a cotangent over the mesh axes it varies along and its primal
-    does not (a replicated ``w`` gets the gradient summed over the batch shards), which is what
-    ``jax.grad``'s own rule for a replicated operand does."""
-    extra = tuple(sorted(_varying_axes(cotangent) - _varying_axes(primal)))
-    return jax.lax.psum(cotangent, extra) if extra else cotangent
-
-
-def _varying_axes(x: Array) -> frozenset[str]:
-    """Mesh axes along which ``x`` varies inside ``shard_map`` (empty outside)."""
-    aval = jax.typeof(x)
-    manual = getattr(aval, "manual_axis_type", None)  # JAX 0.10
-    if manual is not None:
-        return frozenset(manual.varying)
-    return frozenset(getattr(aval, "vma", ()))  # other JAX versions
-
-
-_thin_dot.defvjp(_thin_dot_fwd, _thin_dot_bwd)
-
-
-def compute_dtype(dtype: str) -> str | None:
-    """The ``compute_dtype`` argument of the functions below for a kernel's ``dtype``: None
-    (the parameters' own) for float32, else the dtype's name."""
-    return None if dtype == "float32" else dtype
-
-
-def _affine(x: Array, w: Array, b: Array, compute_dtype: str | None) -> jax.Array:
-    if compute_dtype is None or jnp.dtype(compute_dtype) == jnp.dtype(w.dtype):
-        out = _thin_dot(x, w) if w.shape[-1] <= THIN_OUTPUT else jnp.dot(x, w)
-    else:
-        cd = jnp.dtype(compute_dtype)
-        out = jnp.dot(x.astype(cd), w.astype(cd), preferred_element_type=w.dtype)
+def _affine(x: Array, w: Array, b: Array, compute: Compute | None) -> jax.Array:
+    out = matmul(x, w, compute)
     # explicit broadcast of the bias over the batch axes (tests run with rank promotion off)
     return out + jnp.reshape(b, (1,) * (out.ndim - 1) + b.shape)
 
 
-def predict(params: Params, inputs: Array, compute_dtype: str | None = None) -> jax.Array:
+def predict(params: Params, inputs: Array, compute: Compute | None = None) -> jax.Array:
     """Log-probabilities ``(B, 10)`` (or ``(10,)`` for one example).
 
     Hidden layers are ``tanh(x @ w + b)``; the last layer is affine, then log-softmax
-    ``z - logsumexp(z)``. With ``compute_dtype="bfloat16"`` the matmuls take bfloat16
-    operands and accumulate in the parameters' dtype.
+    ``z - logsumexp(z)``. ``compute`` says how the matmuls compute (dtype, precision,
+    gradient layout: :class:`mnist_kernels.matmul.Compute`; default float32, highest, tuned).
     """
     activations = inputs
     for w, b in params[:-1]:
-        activations = jnp.tanh(_affine(activations, w, b, compute_dtype))
+        activations = jnp.tanh(_affine(activations, w, b, compute))
     final_w, final_b = params[-1]
-    logits = _affine(activations, final_w, final_b, compute_dtype)
+    logits = _affine(activations, final_w, final_b, compute)
     return logits - logsumexp(logits, axis=-1, keepdims=True)
 
 
-def loss(params: Params, batch: Batch, compute_dtype: str | None = None) -> jax.Array:
+def loss(params: Params, batch: Batch, compute: Compute | None = None) -> jax.Array:
     """Mean negative log-likelihood of the targets.
 
     ``targets`` may be one-hot ``(B, 10)`` (the notebook's form) or integer labels ``(B,)``:
     the value is the same, the integer form gathers instead of multiplying.
     """
     inputs, targets = batch
-    preds = predict(params, inputs, compute_dtype)
+    preds = predict(params, inputs, compute)
     if jnp.issubdtype(targets.dtype, jnp.integer):
         picked = jnp.take_along_axis(preds, targets[..., None], axis=-1)[..., 0]
         return -jnp.mean(picked)
     return -jnp.mean(jnp.sum(preds * targets, axis=-1))
 
 
-def accuracy(params: Params, batch: Batch, compute_dtype: str | None = None) -> jax.Array:
+def accuracy(params: Params, batch: Batch, compute: Compute | None = None) -> jax.Array:
     """Fraction of examples whose argmax prediction matches the target class."""
     inputs, targets = batch
     target_class = (
         targets if jnp.issubdtype(targets.dtype, jnp.integer) else jnp.argmax(targets, axis=-1)
     )
-    predicted_class = jnp.argmax(predict(params, inputs, compute_dtype), axis=-1)
+    predicted_class = jnp.argmax(predict(params, inputs, compute), axis=-1)
     return jnp.mean(predicted_class == target_class)
 
 
@@ -188,8 +119,8 @@ def sgd(params: Params, grads: Params, lr: float) -> Params:
 
 
 def update(
-    params: Params, batch: Batch, lr: float = 0.001, compute_dtype: str | None = None
+    params: Params, batch: Batch, lr: float = 0.001, compute: Compute | None = None
 ) -> Params:
     """One SGD step on ``batch``; returns the new parameters."""
-    grads = jax.grad(loss)(params, batch, compute_dtype)
+    grads = jax.grad(loss)(params, batch, compute)
     return sgd(params, grads, lr)

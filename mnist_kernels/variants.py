@@ -31,6 +31,7 @@ from jax.sharding import PartitionSpec as P
 
 from . import catalog, model, placement
 from .catalog import is_multi_device as is_multi_device
+from .matmul import Compute
 from .model import Batch, Params
 
 _REGISTRY: dict[str, Callable[..., Kernel]] = {}
@@ -38,12 +39,12 @@ _REGISTRY: dict[str, Callable[..., Kernel]] = {}
 
 @dataclasses.dataclass
 class Kernel:
-    """One variant, built for a set of devices and a dtype.
+    """One variant, built for a set of devices and an arithmetic.
 
     Attributes:
       name: the variant's registry name.
       devices: the devices it runs on.
-      dtype: compute dtype, ``"float32"`` or ``"bfloat16"``.
+      compute: how its matmuls compute (dtype, precision, weight-gradient layout).
       lr: SGD learning rate.
       place: ``(params, batch) -> (params, batch)`` put where the variant wants them. The only
         place host-to-device copies happen.
@@ -61,7 +62,7 @@ class Kernel:
 
     name: str
     devices: list[Any]
-    dtype: str
+    compute: Compute
     lr: float | tuple[float, ...]
     place: Callable[[Params, Batch], tuple[Any, Any]]
     update: Callable[[Any, Any], Any]
@@ -77,12 +78,18 @@ class Kernel:
     def n_devices(self) -> int:
         return len(self.devices)
 
+    @property
+    def dtype(self) -> str:
+        return self.compute.dtype
+
     def describe(self) -> dict[str, Any]:
         """What a results row needs to know about this kernel."""
         return {
             "variant": self.name,
             "n_devices": self.n_devices,
             "dtype": self.dtype,
+            "precision": self.compute.precision,
+            "grad_layout": self.compute.layout,
             "backend": self.devices[0].platform,
             "device_kind": self.devices[0].device_kind,
             "steps_per_call": self.steps_per_call,
@@ -122,6 +129,8 @@ def get(
     lr: float | Sequence[float] = 0.001,
     devices: int | Sequence[Any] | None = None,
     dtype: str = "float32",
+    precision: str = "highest",
+    layout: str | None = None,
     **options: Any,
 ) -> Kernel:
     """Build the kernel ``name``.
@@ -131,18 +140,28 @@ def get(
       lr: SGD learning rate (``ensemble``: one per member).
       devices: ``None`` for all local devices of the default backend (multi-device variants)
         or one device (the rest); an int count; or a list of devices.
-      dtype: ``"float32"`` or ``"bfloat16"`` (float32 params, bfloat16 matmuls).
+      dtype: ``"float32"`` or ``"bfloat16"`` (float32 params, every matmul on bfloat16
+        operands).
+      precision: float32 matmuls: ``"highest"``, ``"tf32"`` or ``"default"``.
+      layout: the weight gradient's, ``"tuned"`` or ``"stock"`` (default: the variant's first,
+        ``tuned``; ``notebook`` runs ``stock`` only).
       **options: variant settings: ``steps`` (scan, default 8), ``members`` (ensemble,
         default 4), ``model_parallel`` (sharded_tp, default 2 when the device count is even).
 
     Raises:
-      ValueError: unknown name or dtype, or more devices than exist.
+      ValueError: unknown name, dtype, precision or layout, a layout the variant does not run,
+        or more devices than exist.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(names())}")
-    if dtype not in model.DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(model.DTYPES)}")
-    options = catalog.variant(name).check_options(options)
+    info = catalog.variant(name)
+    layout = layout or info.layouts[0]
+    if layout not in info.layouts:
+        raise ValueError(
+            f"variant {name!r} runs the {' or '.join(info.layouts)} layout, not {layout!r}"
+        )
+    compute = Compute(dtype, precision, layout)
+    options = info.check_options(options)
     devs = _resolve_devices(name, devices)
     if not is_multi_device(name) and len(devs) != 1:
         multi = sorted(v for v in catalog.VARIANTS if is_multi_device(v))
@@ -150,7 +169,7 @@ def get(
             f"variant {name!r} runs on one device, got {len(devs)}; pass devices=1 or use one "
             f"of the multi-device variants {multi}"
         )
-    return _REGISTRY[name](devices=devs, lr=lr, dtype=dtype, **options)
+    return _REGISTRY[name](devices=devs, lr=lr, compute=compute, **options)
 
 
 def _resolve_devices(name: str, devices: int | Sequence[Any] | None) -> list[Any]:
@@ -212,7 +231,7 @@ def _check_divisible(batch_size: int, n: int, what: str = "devices") -> None:
 def _compiled(
     name: str,
     devices: list[Any],
-    dtype: str,
+    compute: Compute,
     lr: Any,
     place: Callable[[Params, Batch], tuple[Any, Any]],
     update_fn: Any,
@@ -223,7 +242,7 @@ def _compiled(
     (``fields`` overrides any attribute, e.g. a ``predict`` that reshapes)."""
     attrs = {"update": update_fn, "predict": predict_fn, "to_host": placement.to_host, **fields}
     return Kernel(
-        name, devices, dtype, lr, place, update_fn=update_fn, predict_fn=predict_fn, **attrs
+        name, devices, compute, lr, place, update_fn=update_fn, predict_fn=predict_fn, **attrs
     )
 
 
@@ -241,15 +260,32 @@ def _on_one_device(dev: Any) -> Callable[[Params, Batch], tuple[Any, Any]]:
 # --------------------------------------------------------------------------- single device
 
 
+@register("notebook")
+def _notebook(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
+    """The seed notebook's step: the model's update under ``jax.jit`` with stock ``jax.grad``,
+    no donation, and the batch handed over as host NumPy arrays at every call, as its data
+    stream does (``place`` leaves it on the host: each call copies it to the device)."""
+    dev = devices[0]
+    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=compute))
+    predict_fn = jax.jit(functools.partial(model.predict, compute=compute))
+
+    def place(params: Params, batch: Batch) -> tuple[Any, Any]:
+        _check_params(params, batch)
+        placed = None if params is None else jax.device_put(placement.host_params(params), dev)
+        return placed, tuple(np.asarray(a) for a in batch)
+
+    return _compiled("notebook", devices, compute, lr, place, update_fn, predict_fn)
+
+
 @register("jit")
-def _jit(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = model.compute_dtype(dtype)
-    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
-    return _compiled("jit", devices, dtype, lr, _on_one_device(devices[0]), update_fn, predict_fn)
+def _jit(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
+    cd = compute
+    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)
+    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
+    return _compiled("jit", devices, compute, lr, _on_one_device(devices[0]), update_fn, predict_fn)
 
 
-def per_example_grads(params: Params, batch: Batch, compute_dtype: str | None = None) -> Params:
+def per_example_grads(params: Params, batch: Batch, compute: Compute | None = None) -> Params:
     """Gradients of the loss for each example: leaves shaped ``(B, *param.shape)``.
 
     ``vmap`` of the single-example gradient; what differential privacy (per-example clipping)
@@ -257,36 +293,38 @@ def per_example_grads(params: Params, batch: Batch, compute_dtype: str | None = 
     """
 
     def one(p: Params, x: jax.Array, y: jax.Array) -> Params:
-        return jax.grad(model.loss)(p, (x, y), compute_dtype)
+        return jax.grad(model.loss)(p, (x, y), compute)
 
     inputs, targets = batch
     return jax.vmap(one, in_axes=(None, 0, 0))(params, inputs, targets)
 
 
 @register("vmap")
-def _vmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = model.compute_dtype(dtype)
+def _vmap(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
+    cd = compute
 
     def step(params: Params, batch: Batch) -> Params:
         grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example_grads(params, batch, cd))
         return model.sgd(params, grads, lr)
 
     def batched_predict(params: Params, inputs: jax.Array) -> jax.Array:
-        return jax.vmap(functools.partial(model.predict, compute_dtype=cd), in_axes=(None, 0))(
+        return jax.vmap(functools.partial(model.predict, compute=cd), in_axes=(None, 0))(
             params, inputs
         )
 
     update_fn = jax.jit(step, donate_argnums=0)
     predict_fn = jax.jit(batched_predict)
-    return _compiled("vmap", devices, dtype, lr, _on_one_device(devices[0]), update_fn, predict_fn)
+    return _compiled(
+        "vmap", devices, compute, lr, _on_one_device(devices[0]), update_fn, predict_fn
+    )
 
 
 # --------------------------------------------------------------------------- data parallel
 
 
 @register("pmap")
-def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = model.compute_dtype(dtype)
+def _pmap(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
+    cd = compute
     n = len(devices)
 
     def step(params: Params, batch: Batch) -> Params:
@@ -296,7 +334,7 @@ def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
     update_fn = jax.pmap(step, axis_name="batch", devices=devices, donate_argnums=0)
     predict_fn = jax.pmap(
-        functools.partial(model.predict, compute_dtype=cd), axis_name="batch", devices=devices
+        functools.partial(model.predict, compute=cd), axis_name="batch", devices=devices
     )
 
     # pmap takes arrays with a leading device axis; shard that axis over the devices so the
@@ -327,7 +365,7 @@ def _pmap(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
         return [(np.asarray(w[0]), np.asarray(b[0])) for w, b in jax.device_get(params)]
 
     return _compiled(
-        "pmap", devices, dtype, lr, place, update_fn, predict_fn, predict=predict, to_host=to_host
+        "pmap", devices, compute, lr, place, update_fn, predict_fn, predict=predict, to_host=to_host
     )
 
 
@@ -336,7 +374,7 @@ def _batch_mesh(devices: list[Any]) -> jax.sharding.Mesh:
 
 
 def _data_parallel(
-    name: str, mesh: jax.sharding.Mesh, dtype: str, lr: Any, update_fn: Any, predict_fn: Any
+    name: str, mesh: jax.sharding.Mesh, compute: Compute, lr: Any, update_fn: Any, predict_fn: Any
 ) -> Kernel:
     """A data-parallel kernel over ``mesh`` (one axis, ``batch``): the batch split over its
     devices, the params replicated on every one."""
@@ -351,26 +389,26 @@ def _data_parallel(
         return placement.put(placement.host_params(params), NamedSharding(mesh, P())), placed_batch
 
     options = {"mesh": {"batch": len(devices)}}
-    return _compiled(name, devices, dtype, lr, place, update_fn, predict_fn, options=options)
+    return _compiled(name, devices, compute, lr, place, update_fn, predict_fn, options=options)
 
 
 @register("sharded")
-def _sharded(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = model.compute_dtype(dtype)
+def _sharded(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
+    cd = compute
     mesh = _batch_mesh(devices)
     replicated = NamedSharding(mesh, P())
     update_fn = jax.jit(
-        functools.partial(model.update, lr=lr, compute_dtype=cd),
+        functools.partial(model.update, lr=lr, compute=cd),
         donate_argnums=0,
         out_shardings=replicated,
     )
-    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
-    return _data_parallel("sharded", mesh, dtype, lr, update_fn, predict_fn)
+    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
+    return _data_parallel("sharded", mesh, compute, lr, update_fn, predict_fn)
 
 
 @register("shard_map")
-def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
-    cd = model.compute_dtype(dtype)
+def _shard_map(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
+    cd = compute
     mesh = _batch_mesh(devices)
 
     def local_loss(params: Params, batch: Batch) -> jax.Array:
@@ -384,22 +422,22 @@ def _shard_map(*, devices: list[Any], lr: float, dtype: str) -> Kernel:
 
     step = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P("batch")), out_specs=P())
     local_predict = jax.shard_map(
-        functools.partial(model.predict, compute_dtype=cd),
+        functools.partial(model.predict, compute=cd),
         mesh=mesh,
         in_specs=(P(), P("batch")),
         out_specs=P("batch"),
     )
     update_fn = jax.jit(step, donate_argnums=0)
     predict_fn = jax.jit(local_predict)
-    return _data_parallel("shard_map", mesh, dtype, lr, update_fn, predict_fn)
+    return _data_parallel("shard_map", mesh, compute, lr, update_fn, predict_fn)
 
 
 # --------------------------------------------------------------------------- fused steps
 
 
 @register("scan")
-def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kernel:
-    cd = model.compute_dtype(dtype)
+def _scan(*, devices: list[Any], lr: float, compute: Compute, steps: int = 8) -> Kernel:
+    cd = compute
     dev = devices[0]
 
     def multi_step(params: Params, batches: Batch) -> Params:
@@ -409,7 +447,7 @@ def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kerne
         return lax.scan(body, params, batches)[0]
 
     update_fn = jax.jit(multi_step, donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
 
     def place(params: Params, batches: Batch) -> tuple[Any, Any]:
         inputs, targets = batches
@@ -428,7 +466,7 @@ def _scan(*, devices: list[Any], lr: float, dtype: str, steps: int = 8) -> Kerne
     return _compiled(
         "scan",
         devices,
-        dtype,
+        compute,
         lr,
         place,
         update_fn,
@@ -464,9 +502,9 @@ def _tp_specs(layer_sizes: list[int]) -> list[tuple[P, P]]:
 
 @register("sharded_tp")
 def _sharded_tp(
-    *, devices: list[Any], lr: float, dtype: str, model_parallel: int | None = None
+    *, devices: list[Any], lr: float, compute: Compute, model_parallel: int | None = None
 ) -> Kernel:
-    cd = model.compute_dtype(dtype)
+    cd = compute
     n = len(devices)
     mp = catalog.model_parallel(n, model_parallel)
     if mp < 1 or n % mp:
@@ -490,8 +528,8 @@ def _sharded_tp(
         return [(NamedSharding(mesh, w), NamedSharding(mesh, b)) for w, b in _tp_specs(sizes)]
 
     # Output shardings follow the placed params: the update is elementwise on each leaf.
-    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute_dtype=cd))
+    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)
+    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
@@ -504,15 +542,15 @@ def _sharded_tp(
 
     options = {"mesh": {"batch": n // mp, "model": mp}}
     return _compiled(
-        "sharded_tp", devices, dtype, lr, place, update_fn, predict_fn, options=options
+        "sharded_tp", devices, compute, lr, place, update_fn, predict_fn, options=options
     )
 
 
 @register("ensemble")
 def _ensemble(
-    *, devices: list[Any], lr: float | Sequence[float], dtype: str, members: int | None = None
+    *, devices: list[Any], lr: float | Sequence[float], compute: Compute, members: int | None = None
 ) -> Kernel:
-    cd = model.compute_dtype(dtype)
+    cd = compute
     dev = devices[0]
     lrs = tuple(float(x) for x in lr) if isinstance(lr, Sequence) else None
     k = len(lrs) if lrs is not None else (members or 4)
@@ -527,9 +565,7 @@ def _ensemble(
         return jax.vmap(one, in_axes=(0, None, 0))(params, batch, jnp.asarray(lr_vec))
 
     update_fn = jax.jit(step, donate_argnums=0)
-    predict_fn = jax.jit(
-        jax.vmap(functools.partial(model.predict, compute_dtype=cd), in_axes=(0, None))
-    )
+    predict_fn = jax.jit(jax.vmap(functools.partial(model.predict, compute=cd), in_axes=(0, None)))
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         placed_batch = jax.device_put(batch, dev)
@@ -545,4 +581,4 @@ def _ensemble(
 
     lrs = tuple(float(x) for x in lr_vec)
     extra = {"work_multiplier": k, "options": {"members": k}}
-    return _compiled("ensemble", devices, dtype, lrs, place, update_fn, predict_fn, **extra)
+    return _compiled("ensemble", devices, compute, lrs, place, update_fn, predict_fn, **extra)

@@ -25,6 +25,7 @@ import numpy as np
 from ..protocol import TimingSettings
 from ..results.samples import per_step as per_step
 from ..results.samples import summarize
+from . import hlo
 
 clock = time.perf_counter
 
@@ -148,35 +149,8 @@ def compiled_facts(compiled: Any) -> dict[str, Any]:
                 - mem.alias_size_in_bytes
             )
     with contextlib.suppress(Exception):
-        facts.update(hlo_counts(compiled.as_text()))
+        facts.update(hlo.counts(compiled.as_text()))
     return facts
-
-
-def hlo_counts(hlo_text: str) -> dict[str, int]:
-    """Instruction and fusion counts of optimized HLO text.
-
-    ``hlo_ops`` counts instructions in the computations that run (not inside fused
-    computations, which XLA emits as one kernel each); ``hlo_fusions`` counts fusion calls.
-    """
-    ops = fusions = 0
-    in_fused = False
-    for line in hlo_text.splitlines():
-        stripped = line.strip()
-        if stripped.endswith("{") and (
-            "computation" in stripped or stripped.startswith("%") or stripped.startswith("ENTRY")
-        ):
-            head = stripped.split(" ", 2)
-            name = head[1] if head[0] == "ENTRY" else head[0]
-            in_fused = "fused" in name or ("fusion" in name and not stripped.startswith("ENTRY"))
-            continue
-        if stripped == "}":
-            in_fused = False
-            continue
-        if " = " in stripped and not in_fused and not stripped.startswith("//"):
-            ops += 1
-            if " fusion(" in stripped:
-                fusions += 1
-    return {"hlo_ops": ops, "hlo_fusions": fusions}
 
 
 class CompileCounter:

@@ -87,34 +87,3 @@ def test_accuracy_and_flops():
     assert acc == pytest.approx(np.mean(np.asarray(mk.predict(params, x)).argmax(1) == y.argmax(1)))
     assert mk.flops_forward([784, 10], 2) == 2 * 2 * 7840
     assert mk.flops_update([784, 100, 10], 1) == 3 * 2 * (78400 + 1000) - 2 * 78400
-
-
-@pytest.mark.parametrize("x_shape", [(64, 784), (784,), (3, 5, 784)])
-def test_thin_layer_gradient_equals_autodiff_of_the_plain_dot(x_shape):
-    from mnist_kernels import model
-
-    rng = np.random.RandomState(1)
-    x = rng.randn(*x_shape).astype(np.float32)
-    w = rng.randn(784, 10).astype(np.float32)
-    g = rng.randn(*x_shape[:-1], 10).astype(np.float32)
-    out, vjp = jax.vjp(model._thin_dot, x, w)
-    ref_out, ref_vjp = jax.vjp(lambda a, b: a @ b, x, w)
-    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-4)
-    for got, want in zip(vjp(g), ref_vjp(g), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
-
-
-def test_thin_layer_per_example_gradients_under_vmap():
-    from mnist_kernels import model
-
-    rng = np.random.RandomState(2)
-    x = rng.randn(8, 784).astype(np.float32)
-    w = rng.randn(784, 10).astype(np.float32)
-
-    def per_example(f):
-        return jax.vmap(jax.grad(lambda w, xi: jax.numpy.sum(jax.numpy.tanh(f(xi, w)))), (None, 0))
-
-    got = per_example(model._thin_dot)(w, x)
-    want = per_example(lambda a, b: a @ b)(w, x)
-    assert got.shape == (8, 784, 10)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -28,12 +28,12 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "t@example.com",
 }
 ORIGINAL = (
-    "update_fn = jax.jit(functools.partial(model.update, lr=lr, compute_dtype=cd), "
+    "update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=cd), "
     "donate_argnums=0)"
 )
 SLOW = """def _slow_update(params, batch):
         for _ in range(8):  # eight SGD steps where there was one
-            params = model.update(params, batch, lr=lr, compute_dtype=cd)
+            params = model.update(params, batch, lr=lr, compute=cd)
         return params
 
     update_fn = jax.jit(_slow_update, donate_argnums=0)"""

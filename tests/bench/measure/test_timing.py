@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.measure import kernels as measure
-from bench.measure import timing
+from bench.measure import hlo, timing
 from bench.protocol import TimingSettings
 from mnist_kernels import model, variants
 
@@ -175,8 +175,8 @@ ENTRY %main.9 (x.1: f32[4]) -> f32[4] {
 def test_hlo_counts_on_handwritten_text():
     # ENTRY runs 4 instructions, 2 of them fusions; the fused computations' bodies are inside
     # those two kernels and do not count
-    assert timing.hlo_counts(HLO) == {"hlo_ops": 4, "hlo_fusions": 2}
-    assert timing.hlo_counts("") == {"hlo_ops": 0, "hlo_fusions": 0}
+    assert hlo.counts(HLO) == {"hlo_ops": 4, "hlo_fusions": 2}
+    assert hlo.counts("") == {"hlo_ops": 0, "hlo_fusions": 0}
 
 
 def test_hlo_counts_on_a_compiled_function():
@@ -187,7 +187,7 @@ def test_hlo_counts_on_a_compiled_function():
 
     x, w = jnp.ones((8, 16)), jnp.ones((16, 16))
     compiled = jax.jit(f).trace(x, w).lower().compile()
-    counts = timing.hlo_counts(compiled.as_text())
+    counts = hlo.counts(compiled.as_text())
     assert counts["hlo_ops"] > 0
     assert 0 <= counts["hlo_fusions"] <= counts["hlo_ops"]
     facts = timing.compiled_facts(compiled)
