@@ -9,6 +9,8 @@ import dataclasses
 
 from mnist_kernels.catalog import DTYPES as DTYPES
 from mnist_kernels.catalog import EPOCH as EPOCH
+from mnist_kernels.catalog import LAYOUTS as LAYOUTS
+from mnist_kernels.catalog import PRECISIONS as PRECISIONS
 from mnist_kernels.catalog import PREDICT as PREDICT
 from mnist_kernels.catalog import UPDATE as UPDATE
 from mnist_kernels.catalog import VARIANTS as MODEL_VARIANTS
@@ -28,6 +30,8 @@ class Peer:
     framework: str
     summary: str
     kernels: tuple[str, ...] = (UPDATE, PREDICT)
+    #: the weight gradient as its framework's autodiff (or the hand-written NumPy) forms it
+    layouts: tuple[str, ...] = ("stock",)
 
 
 PEERS: dict[str, Peer] = {
@@ -54,6 +58,7 @@ DEEP = (784, 1024, 1024, 10)
 
 #: the order variants are listed in tables and legends.
 DISPLAY_ORDER = (
+    "notebook",
     "jit",
     "vmap",
     "scan",
@@ -80,10 +85,36 @@ def kernels_of(variant: str) -> tuple[str, ...]:
     raise ValueError(f"unknown variant {variant!r}; known: {', '.join(ALL_VARIANTS)}")
 
 
+#: the precision recorded for a bfloat16 row: every matmul on bfloat16 operands, float32 sums,
+#: bfloat16 results (the float32 precision setting does not apply)
+BF16 = "bf16"
+
+
+def precision_of(dtype: str, precision: str) -> str:
+    """The ``precision`` column of a row of ``dtype`` asked to run float32 matmuls at
+    ``precision``."""
+    return BF16 if dtype == "bfloat16" else precision
+
+
+def layouts_of(variant: str) -> tuple[str, ...]:
+    """The weight-gradient layouts ``variant`` can run (a peer: its framework's own)."""
+    if variant in PEERS:
+        return PEERS[variant].layouts
+    return MODEL_VARIANTS[variant].layouts if variant in MODEL_VARIANTS else ()
+
+
 def check_known(kind: str, values: list[str] | tuple[str, ...] | None) -> None:
     """``ValueError`` when ``values`` hold a name that is not a known ``kind`` (``variants``,
-    ``kernels`` or ``dtypes``), naming the bad ones and the known ones."""
-    known = {"variants": ALL_VARIANTS, "kernels": ALL_KERNELS, "dtypes": DTYPES}[kind]
+    ``kernels``, ``dtypes``, ``precisions``, ``grad-layouts``), naming the bad ones and the
+    known ones."""
+    known = {
+        "variants": ALL_VARIANTS,
+        "kernels": ALL_KERNELS,
+        "dtypes": DTYPES,
+        "precisions": PRECISIONS,
+        "grad-layouts": LAYOUTS,
+    }[kind]
     bad = [v for v in values or () if v not in known]
     if bad:
-        raise ValueError(f"--{kind} {','.join(bad)}: unknown; pick from {', '.join(known)}")
+        flag = {"precisions": "precision", "grad-layouts": "grad-layout"}.get(kind, kind)
+        raise ValueError(f"--{flag} {','.join(bad)}: unknown; pick from {', '.join(known)}")

@@ -10,7 +10,7 @@ ignored)::
     {"op": "init", "dataset": ..., "data_dir": ..., "n_examples": 32768,
      "settings": {...TimingSettings...}}               -> {"event": "ready", "dataset": {...}}
     {"op": "probe", "backends": ["cpu", "gpu"]}        -> {"event": "probe", "backends": {...}}
-    {"op": "peaks", "backend": "cpu", "dtypes": [...], "quick": false}
+    {"op": "peaks", "backend": "cpu", "keys": ["float32", ...], "quick": false}
                                                        -> {"event": "peaks", "peaks": {...}}
     {"op": "measure", "spec": {...}, "config_id": ...} -> {"event": "start", ...}
                                                           then {"event": "row", "row": {...}}
@@ -27,7 +27,8 @@ Version history:
 
 - 0: ``python -m bench.worker`` (before the layered layout). It ignores fields it does not know.
 - 1: ``python -m bench.measure.worker``; ``hello``; refuses unknown fields; the timing setting
-  ``slow_call_s``.
+  ``slow_call_s``; the spec fields ``precision`` and ``grad_layout`` (a protocol-0 worker gets a
+  spec without them when they name the arithmetic it always used, and none otherwise).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ SPEC_FIELDS: dict[int, frozenset[str]] = {
         }
     ),
 }
-SPEC_FIELDS[1] = SPEC_FIELDS[0]
+#: version 1 adds the arithmetic: float32 matmul precision, weight-gradient layout
+SPEC_FIELDS[1] = SPEC_FIELDS[0] | {"precision", "grad_layout"}
 
 
 class ProtocolError(ValueError):
@@ -189,8 +191,9 @@ def probe(backends: list[str]) -> dict[str, Any]:
     return {"op": "probe", "backends": list(backends)}
 
 
-def peaks(backend: str, dtypes: list[str], quick: bool) -> dict[str, Any]:
-    return {"op": "peaks", "backend": backend, "dtypes": list(dtypes), "quick": bool(quick)}
+def peaks(backend: str, keys: list[str], quick: bool) -> dict[str, Any]:
+    """Measure the peaks of ``keys`` (:func:`bench.results.rows.peak_key`) on ``backend``."""
+    return {"op": "peaks", "backend": backend, "keys": list(keys), "quick": bool(quick)}
 
 
 def version_of(answer: dict[str, Any]) -> int:
@@ -239,7 +242,8 @@ def for_worker(req: dict[str, Any], version: int) -> dict[str, Any]:
         return req
     out = {k: v for k, v in req.items() if k != "protocol"}
     if req.get("op") == "measure":
-        check_spec(req["spec"], version)
+        out["spec"] = _older_spec(req["spec"], version)
+        check_spec(out["spec"], version)
     if req.get("op") == "init":
         default = TimingSettings().to_json()
         settings = dict(req.get("settings") or {})
@@ -251,6 +255,24 @@ def for_worker(req: dict[str, Any], version: int) -> dict[str, Any]:
                 )
             del settings[name]
         out["settings"] = settings
+    return out
+
+
+def _older_spec(spec: dict[str, Any], version: int) -> dict[str, Any]:
+    """``spec`` without the fields protocol ``version`` lacks, where the worker would measure
+    them as they are anyway (the arithmetic it always used); refused otherwise."""
+    from .results.schema import legacy_arithmetic
+
+    legacy = legacy_arithmetic(spec)
+    out = dict(spec)
+    for name in sorted(set(spec) - SPEC_FIELDS[version]):
+        if name in legacy and spec[name] == legacy[name]:
+            del out[name]
+        elif name in legacy:
+            raise ProtocolError(
+                f"{name}={spec[name]!r}: a protocol-{version} worker computes "
+                f"{legacy[name]!r} there and cannot be asked otherwise"
+            )
     return out
 
 

@@ -37,6 +37,8 @@ from .catalog import (
     data_parallel_groups,
     framework,
     kernels_of,
+    layouts_of,
+    precision_of,
 )
 from .results import rows
 
@@ -63,6 +65,11 @@ class Grid:
     batch_sizes: tuple[int, ...]
     dtypes: tuple[str, ...] = ("float32",)
     devices: tuple[int, ...] = (1,)
+    #: float32 matmul precisions (bfloat16 rows have one arithmetic)
+    precisions: tuple[str, ...] = ("highest",)
+    #: weight-gradient layouts of the variants that can run several (notebook and the peers
+    #: run their one)
+    layouts: tuple[str, ...] = ("tuned",)
 
 
 def depth_layers(depths: Iterable[int], width: int) -> tuple[tuple[int, ...], ...]:
@@ -101,6 +108,15 @@ def _default() -> list[Grid]:
         Grid("devices", MULTI, ("update",), (LOGREG,), (128, 4096), devices=(2, 4)),
         Grid("devices", MULTI, ("update",), (DEEP,), (128, 1024), devices=(2, 4)),
         Grid("depth", JAX_VARIANTS, ("update",), depth_layers((1, 2, 4, 8), 512), (128,)),
+        # stock jax.grad beside the tuned layout, for the cells the peers are compared in
+        Grid(
+            "stock",
+            ("jit",),
+            ("update",),
+            (LOGREG, DEEP),
+            (32, 128, 1024, 4096),
+            layouts=("stock",),
+        ),
         # a whole Fashion-MNIST epoch: the notebook's loop against the fused one
         Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG,), (128,)),
         Grid("epoch", ("scan",), ("epoch",), (DEEP,), (128,)),
@@ -161,10 +177,6 @@ class Selection:
     data_dir: str | None = None
 
     @property
-    def dtypes(self) -> list[str]:
-        return sorted({d for g in self.grids for d in g.dtypes})
-
-    @property
     def requested_backends(self) -> str:
         """The backends as recorded in metadata: ``all`` or a comma list."""
         return "all" if tuple(self.backends) == ALL_BACKENDS else ",".join(self.backends)
@@ -207,30 +219,52 @@ def expand(
             _check(variant, kernel, dtype)
             if n > 1 and variant not in MULTI_DEVICE:
                 continue  # single-device variants are measured at n = 1 only
-            what = f"{variant} {kernel} {','.join(map(str, sizes))} batch {batch} {dtype} x{n} {backend}"
-            opts = _options(variant, kernel, batch, options)
-            reason = _why_not(variant, kernel, sizes, batch, n, backend, info, opts, peers_missing)
-            if reason:
-                skipped[what] = reason
-                continue
-            spec = {
-                "framework": framework(variant),
-                "variant": variant,
-                "kernel": kernel,
-                "layer_sizes": list(sizes),
-                "batch_size": int(batch),
-                "dtype": dtype,
-                "n_devices": int(n),
-                "n_processes": int(info.get("n_processes", 1)),
-                "backend": backend,
-                "device_kind": info.get("device_kind"),
-                "lr": lr,
-                "options": opts,
-                "grid": g.name,
-            }
-            spec["config_id"] = rows.config_id(spec)
-            specs.setdefault(spec["config_id"], spec)
+            for precision, layout in _arithmetic(g, variant, dtype):
+                what = (
+                    f"{variant} {kernel} {','.join(map(str, sizes))} batch {batch} {dtype} "
+                    f"{precision} {layout} x{n} {backend}"
+                )
+                opts = _options(variant, kernel, batch, options)
+                why = _why_not(variant, kernel, sizes, batch, n, backend, info, opts, peers_missing)
+                why = why or _why_not_precision(precision, backend)
+                if why:
+                    skipped[what] = why
+                    continue
+                spec = {
+                    "framework": framework(variant),
+                    "variant": variant,
+                    "kernel": kernel,
+                    "layer_sizes": list(sizes),
+                    "batch_size": int(batch),
+                    "dtype": dtype,
+                    "precision": precision,
+                    "grad_layout": layout,
+                    "n_devices": int(n),
+                    "n_processes": int(info.get("n_processes", 1)),
+                    "backend": backend,
+                    "device_kind": info.get("device_kind"),
+                    "lr": lr,
+                    "options": opts,
+                    "grid": g.name,
+                }
+                spec["config_id"] = rows.config_id(spec)
+                specs.setdefault(spec["config_id"], spec)
     return list(specs.values()), [{"what": w, "reason": r} for w, r in skipped.items()]
+
+
+def _arithmetic(g: Grid, variant: str, dtype: str) -> list[tuple[str, str]]:
+    """The (precision, layout) pairs a grid asks of ``variant`` in ``dtype``: one precision for
+    bfloat16; a variant with one layout runs that one."""
+    precisions = dict.fromkeys(precision_of(dtype, p) for p in g.precisions)
+    own = layouts_of(variant)
+    layouts = [lay for lay in g.layouts if lay in own] or ([own[0]] if len(own) == 1 else [])
+    return [(p, lay) for p in precisions for lay in layouts]
+
+
+def _why_not_precision(precision: str, backend: str) -> str | None:
+    if precision == "tf32" and backend != "gpu":
+        return f"TF32 is an NVIDIA GPU precision; {backend} float32 matmuls have none"
+    return None
 
 
 def _check(variant: str, kernel: str, dtype: str) -> None:
@@ -283,6 +317,11 @@ def groups(specs: list[Spec]) -> list[tuple[tuple[str, int], list[Spec]]]:
         key = (s["backend"], s["n_devices"] if s["backend"] == "cpu" else 0)
         out.setdefault(key, []).append(s)
     return sorted(out.items())
+
+
+def peak_keys(specs: list[Spec]) -> list[str]:
+    """The peaks the rows of ``specs`` are measured against: one per arithmetic."""
+    return sorted({rows.peak_key(s["dtype"], s.get("precision")) for s in specs})
 
 
 def n_examples(specs: list[Spec], scale: float = 1.0) -> int:

@@ -42,7 +42,7 @@ from ..runner import ab, probe, trees
 from ..runner.loop import Arm
 from ..runner.pool import DEFAULT_TIMEOUT_S
 from ..runner.sweep import peers_missing_reason
-from ..selection import Selection, n_examples
+from ..selection import Selection, n_examples, peak_keys
 from . import options
 
 MARKER = "ab.json"  # written first into OUT: a directory holding it may be cleared by a rerun
@@ -126,11 +126,11 @@ def _plan(args: argparse.Namespace, chosen: Selection, out: Path) -> tuple[dict,
     found, present = probe.probe(list(chosen.backends), out)
     if not present:
         raise AbError(f"none of the backends {', '.join(chosen.backends)} is present here")
-    quick = chosen.preset == "quick"
-    peaks = probe.peaks(present, chosen.dtypes, out, quick=quick) if args.peaks else {}
     specs, skipped = chosen.expand(present, peers_missing_reason())
     if not specs:
         raise AbError("the selection leaves no configuration to run")
+    quick = chosen.preset == "quick"
+    peaks = probe.peaks(present, peak_keys(specs), out, quick=quick) if args.peaks else {}
     for b, i in found["backends"].items():
         if "error" in i:
             skipped.append({"what": f"backend {b}", "reason": i["error"]})

@@ -99,6 +99,18 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=512, help="hidden width for --depths (512)")
     p.add_argument("--batch-sizes", type=ints, help="comma list, like 1,32,128,1024,4096")
     p.add_argument("--dtypes", type=csv, help="float32, bfloat16 or both")
+    p.add_argument(
+        "--precision",
+        type=csv,
+        help="float32 matmul precision: highest (full float32, the default), tf32 (NVIDIA GPUs) "
+        "or default (the backend's own: TF32 on NVIDIA GPUs); a comma list measures each",
+    )
+    p.add_argument(
+        "--grad-layout",
+        type=csv,
+        help="weight-gradient layout of the JAX variants: tuned (the default) or stock "
+        "(jax.grad's); a comma list measures each",
+    )
     p.add_argument("--devices", type=ints, help="device counts, like 1,2,4 (CPU: fake devices)")
     p.add_argument(
         "--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)"
@@ -130,6 +142,8 @@ TOML_KEYS = {
     "width",
     "batch_sizes",
     "dtypes",
+    "precision",
+    "grad_layout",
     "devices",
     "backends",
     "scan_steps",
@@ -165,7 +179,8 @@ def merge_config(args: argparse.Namespace) -> argparse.Namespace:
         )
     for key, value in doc.items():
         if getattr(args, key, None) in (None, False):
-            if key in ("variants", "kernels", "dtypes", "backends") and isinstance(value, str):
+            lists = ("variants", "kernels", "dtypes", "precision", "grad_layout", "backends")
+            if key in lists and isinstance(value, str):
                 value = csv(value)
             if key == "layers":
                 value = [v if isinstance(v, str) else ",".join(map(str, v)) for v in value]
@@ -192,8 +207,14 @@ def selection_from(args: argparse.Namespace) -> Selection:
     if args.layers or args.depths:
         layers = [catalog.parse_layers(x) for x in (args.layers or [])]
         layers += list(selection.depth_layers(args.depths or [], args.width))
-    for kind in ("variants", "kernels", "dtypes"):
-        catalog.check_known(kind, getattr(args, kind))
+    for kind, given in (
+        ("variants", args.variants),
+        ("kernels", args.kernels),
+        ("dtypes", args.dtypes),
+        ("precisions", args.precision),
+        ("grad-layouts", args.grad_layout),
+    ):
+        catalog.check_known(kind, given)
     if any(b < 1 for b in args.batch_sizes or []) or any(d < 1 for d in args.devices or []):
         raise ValueError("--batch-sizes and --devices must be positive integers")
     grids = selection.override(
@@ -204,6 +225,8 @@ def selection_from(args: argparse.Namespace) -> Selection:
         batch_sizes=args.batch_sizes,
         dtypes=args.dtypes,
         devices=args.devices,
+        precisions=args.precision,
+        layouts=args.grad_layout,
     )
     options = {"scan": {"steps": args.scan_steps}, "ensemble": {"members": args.members}}
     options = {

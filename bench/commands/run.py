@@ -102,7 +102,8 @@ def print_plan(plan: sweep.Plan) -> None:
         print(
             f"{s['grid']:<9} {s['variant']:<13} {s['kernel']:<7} "
             f"{','.join(map(str, s['layer_sizes'])):<22} b={s['batch_size']:<5} "
-            f"{s['dtype']:<8} x{s['n_devices']} {s['backend']}"
+            f"{s['dtype']:<8} {s['precision']:<7} {s['grad_layout']:<5} x{s['n_devices']} "
+            f"{s['backend']}"
         )
     for s in plan.left_out:
         print(f"left out: {s['what']}: {s['reason']}")

@@ -386,8 +386,8 @@ def _metadata(chosen, settings, ctx, run_id, specs, skipped, worker) -> tuple[di
     peaks: dict[str, Any] = {}
     if settings.peaks:
         try:
-            dtypes = sorted({s["dtype"] for s in specs}) or ["float32"]
-            peaks[ctx.backend] = measure_peaks(ctx.backend, dtypes, quick=chosen.preset == "quick")
+            keys = selection.peak_keys(specs) or ["float32"]
+            peaks[ctx.backend] = measure_peaks(ctx.backend, keys, quick=chosen.preset == "quick")
         except Exception as e:
             say(f"warning: could not measure the {ctx.backend} peaks ({e})")
     present = {ctx.backend: {**found["backends"].get(ctx.backend, {}), **ctx.info()}}

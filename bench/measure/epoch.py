@@ -23,14 +23,56 @@ from mnist_kernels import model
 from .. import catalog
 from ..protocol import TimingSettings
 from . import timing
+from .kernels import compute_of
 
 #: the variants with an epoch kernel (the notebook's loop, the fused epoch).
 VARIANTS = tuple(v for v in catalog.JAX_VARIANTS if catalog.EPOCH in catalog.kernels_of(v))
 
 
+def _fused(spec, images, labels, params0, perms, dev):
+    """The fused epoch: data on the device, one compiled call; ``(fn, phases, compiled, params)``."""
+    import jax
+
+    compute = compute_of(spec)
+    b, lr = int(spec["batch_size"]), float(spec.get("lr", 0.001))
+    dev_x, dev_y = jax.device_put(images, dev), jax.device_put(labels, dev)
+    params = jax.device_put(params0, dev)
+    fn = fused.epoch_fn(b, lr, compute)
+    perm = jax.device_put(np.asarray(next(perms), np.int32), dev)
+    jax.block_until_ready((dev_x, dev_y, params, perm))
+    compiled, phases = timing.aot_compile(fn, params, dev_x, dev_y, perm)
+
+    def epoch(p: Any) -> Any:
+        return fn(p, dev_x, dev_y, jax.device_put(np.asarray(next(perms), np.int32), dev))
+
+    return epoch, phases, compiled, params
+
+
+def _loop(spec, images, labels, params0, perms, dev):
+    """The notebook's loop: a jitted step fed NumPy slices; ``(fn, phases, compiled, params)``."""
+    import jax
+
+    b, lr = int(spec["batch_size"]), float(spec.get("lr", 0.001))
+    steps = -(-images.shape[0] // b)
+    update = functools.partial(model.update, lr=lr, compute=compute_of(spec))
+    step = jax.jit(update, donate_argnums=0)
+    params = jax.device_put(params0, dev)
+    compiled, phases = timing.aot_compile(step, params, (images[:b], labels[:b]))
+
+    def epoch(p: Any) -> Any:
+        perm = next(perms)
+        for i in range(steps):
+            idx = perm[i * b : (i + 1) * b]
+            p = step(p, (images[idx], labels[idx]))
+        return p
+
+    return epoch, phases, compiled, params
+
+
 def measure_epoch(
     spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, settings: TimingSettings
 ) -> dict[str, Any]:
+    """One epoch per sample, synced (see the module docstring)."""
     import jax
 
     variant, b = spec["variant"], int(spec["batch_size"])
@@ -39,38 +81,12 @@ def measure_epoch(
     n = images.shape[0]
     if b > n:
         raise ValueError(f"batch_size {b} is larger than the {n} training examples here")
-    dtype = model.compute_dtype(spec["dtype"])
-    lr = float(spec.get("lr", 0.001))
     dev = jax.devices(spec["backend"])[0]
     steps = -(-n // b)
     perms = iter(fused.epoch_permutations(n, 1000))
     params0 = model.init_params(list(spec["layer_sizes"]))
-
-    if variant == "scan":
-        dev_x, dev_y = jax.device_put(images, dev), jax.device_put(labels, dev)
-        params = jax.device_put(params0, dev)
-        fn = fused.epoch_fn(b, lr, dtype)
-        perm = jax.device_put(np.asarray(next(perms), np.int32), dev)
-        jax.block_until_ready((dev_x, dev_y, params, perm))
-        compiled, phases = timing.aot_compile(fn, params, dev_x, dev_y, perm)
-
-        def epoch(p: Any) -> Any:
-            return fn(p, dev_x, dev_y, jax.device_put(np.asarray(next(perms), np.int32), dev))
-
-    else:
-        step = jax.jit(
-            functools.partial(model.update, lr=lr, compute_dtype=dtype), donate_argnums=0
-        )
-        params = jax.device_put(params0, dev)
-        compiled, phases = timing.aot_compile(step, params, (images[:b], labels[:b]))
-
-        def epoch(p: Any) -> Any:
-            perm = next(perms)
-            for i in range(steps):
-                idx = perm[i * b : (i + 1) * b]
-                p = step(p, (images[idx], labels[idx]))
-            return p
-
+    build = _fused if variant == "scan" else _loop
+    epoch, phases, compiled, params = build(spec, images, labels, params0, perms, dev)
     facts = timing.compiled_facts(compiled)
     t0 = timing.clock()
     params = epoch(params)  # the first epoch: compiles the short last batch's step, if any
@@ -85,7 +101,6 @@ def measure_epoch(
     )
     with timing.CompileCounter.counting() as counter:
         figures, params = timing.steady_state(epoch, jax.block_until_ready, params, one_per_sample)
-    flops = float(model.flops_update(list(spec["layer_sizes"]), b))
     if variant == "scan":
         facts["xla_flops"] = None  # XLA counts the loop body once: not comparable
         facts["bytes_accessed"] = None
@@ -96,7 +111,7 @@ def measure_epoch(
         **facts,
         "steps_per_call": steps,
         "work_multiplier": 1,
-        "flops": flops,
+        "flops": float(catalog.flops_update(list(spec["layer_sizes"]), b)),
         "recompiles": counter.count,
         "device_kind": dev.device_kind,
         "options": {"epoch_examples": n, "steps": steps},

@@ -34,6 +34,19 @@ def batch_arrays(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, s
     return x, y
 
 
+def compute_of(spec: dict[str, Any]) -> Any:
+    """The model's :class:`~mnist_kernels.matmul.Compute` for ``spec``: its dtype, float32
+    matmul precision and weight-gradient layout."""
+    from mnist_kernels.matmul import Compute
+
+    precision = spec.get("precision") or "highest"
+    return Compute(
+        spec["dtype"],
+        "highest" if precision not in catalog.PRECISIONS else precision,
+        spec.get("grad_layout") or (catalog.layouts_of(spec["variant"]) or ("tuned",))[0],
+    )
+
+
 def analytic_flops(spec: dict[str, Any], work_multiplier: int) -> float:
     """Matmul FLOPs of one SGD step (or one predict call), all ensemble members included."""
     sizes, b = list(spec["layer_sizes"]), int(spec["batch_size"])
@@ -132,11 +145,14 @@ def measure(
     from mnist_kernels import model, variants
 
     devices = devices if devices is not None else devices_for(spec)
+    compute = compute_of(spec)
     kernel = variants.get(
         spec["variant"],
         lr=spec.get("lr", 0.001),
         devices=devices,
-        dtype=spec["dtype"],
+        dtype=compute.dtype,
+        precision=compute.precision,
+        layout=compute.layout,
         **(spec.get("options") or {}),
     )
     steps = kernel.steps_per_call if spec["kernel"] == "update" else 1

@@ -11,23 +11,24 @@ import numpy as np
 from . import timing
 
 
-def measure_peaks(backend: str, dtypes: list[str], *, quick: bool = False) -> dict[str, Any]:
-    """The machine's limits for ``backend``: large-matmul FLOP/s per dtype and memory bandwidth.
+def measure_peaks(backend: str, keys: list[str], *, quick: bool = False) -> dict[str, Any]:
+    """The machine's limits for ``backend``: large-matmul FLOP/s per arithmetic and memory
+    bandwidth.
 
-    Returns ``{dtype: {matmul_flops_per_s, bandwidth_bytes_per_s, matmul_n, copy_bytes}}``.
-    Best of several synced repetitions (a peak is a best case).
+    ``keys`` name the arithmetic (:func:`bench.results.rows.peak_key`): ``float32`` (full
+    float32), ``float32:tf32``, ``float32:default`` (the backend's default precision),
+    ``bfloat16`` (bfloat16 operands, float32 sums). Returns ``{key: {matmul_flops_per_s,
+    bandwidth_bytes_per_s, matmul_n, copy_bytes, ...}}``, each the best of several synced
+    repetitions (a peak is a best case).
     """
     import jax
-    import jax.numpy as jnp
 
     dev = jax.devices(backend)[0]
     big = backend != "cpu"
     n = (8192 if big else 2048) if not quick else (2048 if big else 1024)
     copy_mb = (1024 if big else 256) if not quick else 64
-    out: dict[str, Any] = {}
     copy = jax.jit(lambda a: a * 1.0001)  # one read + one write per element
     total = jax.jit(lambda a: a.reshape(-1, 1024).sum(0))  # one read per element
-
     copy_elems = copy_mb * 2**20 // 4
     src = jax.device_put(np.ones(copy_elems, np.float32), dev)
     reps = 5 if quick else 10
@@ -35,22 +36,34 @@ def measure_peaks(backend: str, dtypes: list[str], *, quick: bool = False) -> di
     # peak is the best either achieves: bytes a kernel could move per second on this device.
     copy_bw = _best_rate(lambda: copy(src), 2.0 * 4 * copy_elems, reps=reps)
     read_bw = _best_rate(lambda: total(src), 4.0 * copy_elems, reps=reps)
-    bw = max(copy_bw, read_bw)
-    for dtype in dtypes:
-        jd = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
-        a = jax.device_put(np.random.RandomState(0).rand(n, n).astype(np.float32), dev).astype(jd)
-        mm = jax.jit(lambda u, v: jnp.matmul(u, v, preferred_element_type=jnp.float32))
-        out[dtype] = {
-            "matmul_flops_per_s": _best_rate(
-                lambda mm=mm, a=a: mm(a, a), 2.0 * n**3, reps=3 if quick else 6
-            ),
-            "bandwidth_bytes_per_s": bw,
-            "matmul_n": n,
-            "copy_bytes": 4 * copy_elems,
-            "copy_bytes_per_s": copy_bw,
-            "read_bytes_per_s": read_bw,
-        }
+    memory = {
+        "bandwidth_bytes_per_s": max(copy_bw, read_bw),
+        "copy_bytes": 4 * copy_elems,
+        "copy_bytes_per_s": copy_bw,
+        "read_bytes_per_s": read_bw,
+    }
+    out: dict[str, Any] = {}
+    for key in keys:
+        mm, a = _matmul(key, n, dev)
+        rate = _best_rate(lambda mm=mm, a=a: mm(a, a), 2.0 * n**3, reps=3 if quick else 6)
+        out[key] = {"matmul_flops_per_s": rate, "matmul_n": n, **memory}
     return out
+
+
+def _matmul(key: str, n: int, dev: Any) -> tuple[Any, Any]:
+    """The jitted ``n x n`` matmul of the arithmetic ``key`` and its operand on ``dev``."""
+    import jax
+    import jax.numpy as jnp
+
+    from mnist_kernels.matmul import Compute, matmul
+
+    dtype, _, precision = key.partition(":")
+    a = jax.device_put(np.random.RandomState(0).rand(n, n).astype(np.float32), dev)
+    if dtype == "bfloat16":
+        a = a.astype(jnp.bfloat16)
+        return jax.jit(lambda u, v: jnp.matmul(u, v, preferred_element_type=jnp.float32)), a
+    compute = Compute("float32", precision or "highest", "stock")
+    return jax.jit(lambda u, v: matmul(u, v, compute)), a
 
 
 def _best_rate(fn: Any, work: float, reps: int) -> float:

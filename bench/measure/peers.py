@@ -22,10 +22,14 @@ each framework: tanh hidden layers ``tanh(x @ w + b)``, a linear last layer, log
 - ``numpy``: forward and backward written by hand in float32 NumPy; SGD in place.
 
 dtypes: ``bfloat16`` keeps float32 parameters and runs each matmul on bfloat16 operands,
-``(x.bfloat16() @ w.bfloat16()).float() + b``. PyTorch's bfloat16 matmul accumulates in float32
-but rounds its *output* to bfloat16 (``out_dtype=float32`` exists on CUDA only), so its results
-are a little further from float32 than JAX's ``preferred_element_type=float32``. NumPy has no
-bfloat16: unavailable.
+``(x.bfloat16() @ w.bfloat16()).float() + b``; autograd runs the backward matmuls on bfloat16
+too. PyTorch's bfloat16 matmul accumulates in float32 and rounds its output to bfloat16, which
+is what the JAX variants do (:mod:`mnist_kernels.matmul`). NumPy has no bfloat16: unavailable.
+
+Precision of float32 matmuls: ``highest`` turns TF32 off (``torch.backends.cuda.matmul.
+allow_tf32 = False``, ``torch.set_float32_matmul_precision("highest")``), ``tf32`` on (``"high"``);
+``default`` leaves PyTorch's defaults, which are full float32 (JAX's default on an NVIDIA GPU is
+TF32: ``default`` rows are not compared across frameworks). Set when a step is built.
 
 Backends and synchronisation: ``gpu`` is CUDA (``torch.cuda.is_available()``); its ``sync`` is
 ``torch.cuda.synchronize()``, so every timed sample waits for the device. PyTorch's CPU ops and
@@ -75,8 +79,11 @@ def _import_torch():
     return torch
 
 
-def unavailable_reason(variant: str, backend: str = "cpu", dtype: str = "float32") -> str | None:
-    """Why ``variant`` cannot run on ``backend`` in ``dtype`` here, or ``None`` when it can.
+def unavailable_reason(
+    variant: str, backend: str = "cpu", dtype: str = "float32", precision: str = "highest"
+) -> str | None:
+    """Why ``variant`` cannot run on ``backend`` in ``dtype`` at ``precision`` here, or
+    ``None`` when it can.
 
     Cheap checks only (imports, devices, a C++ compiler for ``torch.compile``); a compile that
     fails anyway is reported by :func:`measure` as :class:`PeerUnavailable`.
@@ -87,6 +94,8 @@ def unavailable_reason(variant: str, backend: str = "cpu", dtype: str = "float32
         return f"dtype {dtype!r} is not one of {', '.join(model.DTYPES)}"
     if backend not in BACKENDS:
         return f"{variant} runs on {' or '.join(BACKENDS)}, not {backend!r}"
+    if precision == "tf32" and backend != "gpu":
+        return f"TF32 is an NVIDIA GPU precision; {backend} float32 matmuls have none"
     if catalog.framework(variant) == "numpy":
         if backend != "cpu":
             return "NumPy runs on the CPU only"
@@ -132,10 +141,17 @@ class TorchStep:
     """One PyTorch peer: ``update``, ``predict`` and the conversions around them."""
 
     def __init__(
-        self, variant: str, layer_sizes: Sequence[int], lr: float, dtype: str, backend: str
+        self,
+        variant: str,
+        layer_sizes: Sequence[int],
+        lr: float,
+        dtype: str,
+        backend: str,
+        precision: str = "highest",
     ) -> None:
         torch = _import_torch()
         self.torch = torch
+        _set_precision(torch, precision)
         self.variant = variant
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.lr = float(lr)
@@ -285,6 +301,18 @@ class NumpyStep:
         return "cpu"
 
 
+def _set_precision(torch: Any, precision: str) -> None:
+    """Float32 matmuls at ``precision`` (see the module docstring)."""
+    if precision == "default":
+        torch.backends.cuda.matmul.allow_tf32 = False  # PyTorch's own defaults
+        torch.set_float32_matmul_precision("highest")
+        return
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
 def make_step(
     variant: str,
     layer_sizes: Sequence[int],
@@ -292,14 +320,15 @@ def make_step(
     lr: float = 0.001,
     dtype: str = "float32",
     backend: str = "cpu",
+    precision: str = "highest",
 ) -> TorchStep | NumpyStep:
     """The peer ``variant`` for this model; :class:`PeerUnavailable` when it cannot run here."""
-    reason = unavailable_reason(variant, backend, dtype)
+    reason = unavailable_reason(variant, backend, dtype, precision)
     if reason is not None:
         raise PeerUnavailable(reason)
     if catalog.framework(variant) == "numpy":
         return NumpyStep(layer_sizes, lr)
-    return TorchStep(variant, layer_sizes, lr, dtype, backend)
+    return TorchStep(variant, layer_sizes, lr, dtype, backend, precision)
 
 
 def batch_of(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray):
@@ -367,7 +396,9 @@ def measure(
         raise PeerUnavailable(f"{variant} runs on one device, not {spec['n_devices']}")
     sizes = [int(s) for s in spec["layer_sizes"]]
     lr, dtype = float(spec.get("lr", 0.001)), spec.get("dtype", "float32")
-    step = make_step(variant, sizes, lr=lr, dtype=dtype, backend=backend)
+    precision = spec.get("precision") or "highest"
+    precision = precision if precision in catalog.PRECISIONS else "highest"  # bf16: no knob
+    step = make_step(variant, sizes, lr=lr, dtype=dtype, backend=backend, precision=precision)
     x_np, y_np = batch_of(spec, images, labels)
     params = step.params_from_numpy(model.init_params(sizes))
     x, y = step.to_device(x_np), step.to_device(y_np)

@@ -132,8 +132,8 @@ def answer(worker: Worker, req: dict[str, Any]) -> None:
     elif op == "peaks":
         from .peaks import measure_peaks
 
-        dtypes = req.get("dtypes") or ["float32"]
-        peaks = measure_peaks(req["backend"], dtypes, quick=bool(req.get("quick")))
+        keys = req.get("keys") or ["float32"]
+        peaks = measure_peaks(req["backend"], keys, quick=bool(req.get("quick")))
         emit({"event": "peaks", "backend": req["backend"], "peaks": peaks})
     elif op == "measure":
         emit({"event": "start", "config_id": req.get("config_id")})

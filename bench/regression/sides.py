@@ -167,13 +167,20 @@ def samples(value: Any) -> np.ndarray:
 
 
 def config_label(row: dict[str, Any]) -> str:
-    """``variant kernel layers bBATCH dtype Ndev``; a pytest-benchmark name without key columns."""
+    """``variant kernel layers bBATCH dtype [precision] [layout] Ndev`` (the arithmetic when it
+    is not the usual one); a pytest-benchmark name without key columns."""
     if not has_key(row):
         name = str(norm(row.get("name")) or norm(row.get("config_id")) or "?")
         return name.rsplit("::", 1)[-1]
+    arith = schema.arithmetic(row)
+    shown = [v for v in arith.values() if v not in ("highest", "bf16", "tuned")]
+    if row.get("variant") == "notebook" or (row.get("framework") or "jax") != "jax":
+        shown = [v for v in shown if v != "stock"]  # their one layout
     label = (
         f"{row.get('variant')} {row.get('kernel')} {norm(row.get('layer_sizes'))} "
-        f"b{norm(row.get('batch_size'))} {row.get('dtype')} {norm(row.get('n_devices'))}dev"
+        f"b{norm(row.get('batch_size'))} {row.get('dtype')}"
+        + "".join(f" {v}" for v in shown)
+        + f" {norm(row.get('n_devices'))}dev"
     )
     fw = row.get("framework")
     if fw and fw != "jax":
@@ -192,7 +199,8 @@ def has_key(row: dict[str, Any]) -> bool:
 def key(row: dict[str, Any], by_name: bool) -> tuple[str | None, ...]:
     if by_name or not has_key(row):
         return ("name", norm(row.get("name")) or norm(row.get("config_id")))
-    return tuple(norm(row.get(c)) for c in MATCH_COLUMNS)
+    arith = schema.arithmetic(row)  # a row written before these columns: its legacy values
+    return tuple(arith[c] if c in arith else norm(row.get(c)) for c in MATCH_COLUMNS)
 
 
 def index(side: Side, by_name: bool) -> tuple[dict[tuple, dict[str, Any]], list[str]]:

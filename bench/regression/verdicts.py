@@ -17,7 +17,16 @@ import numpy as np
 from .. import format as fmt
 from .. import stats
 from ..results import schema
-from .sides import PYTEST_BENCHMARK, InputError, Side, config_label, index, num, samples
+from .sides import (
+    MATCH_COLUMNS,
+    PYTEST_BENCHMARK,
+    InputError,
+    Side,
+    config_label,
+    index,
+    num,
+    samples,
+)
 
 NEW, MISSING, ERROR = "new", "missing", "error"
 #: verdicts in the order rows are listed.
@@ -348,8 +357,7 @@ def _no_common_message(
     msg = (
         f"BASELINE ({base.path}) and CURRENT ({cur.path}) have no configuration in common.\n"
         f"  BASELINE has: {sample(bidx)}\n  CURRENT has:  {sample(cidx)}\n"
-        "Rows match on framework, variant, kernel, backend, n_processes, n_devices, "
-        "layer_sizes, batch_size and dtype; run both with the same preset."
+        f"Rows match on {', '.join(MATCH_COLUMNS)}; run both with the same preset."
     )
     if PYTEST_BENCHMARK in (base.kind, cur.kind) and base.kind != cur.kind:
         msg += (

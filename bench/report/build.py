@@ -160,10 +160,15 @@ class Builder:
             "Step time",
             f"Step median per SGD step with its 95% confidence interval in brackets; "
             f"{tables.FASTEST} marks the fastest variant of each batch size for a machine, "
-            "layer sizes, kernel and dtype.",
+            "layer sizes, kernel, dtype and precision. (stock): the variant with jax.grad's "
+            "own weight-gradient layout; without it, the tuned one. notebook: the seed "
+            "notebook's step (stock jax.grad, a host batch at every call).",
         )
         what = "step time by variant and batch size"
         self.table(sec, "step_times", what, tables.step_times(df), "no rows with status ok")
+        what = "speed-up over the seed notebook's step (T notebook / T variant)"
+        why = "no notebook row measured beside the others"
+        self.table(sec, "notebook_speedup", what, tables.notebook_speedup(df), why)
         self.plot(sec, "step_time", "step time vs batch size", plots.step_time)
         self.plot(sec, "throughput", "throughput vs batch size", plots.throughput)
 

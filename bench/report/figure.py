@@ -45,7 +45,7 @@ DPI = 100
 
 def colour(variant: str) -> str:
     """The colour of ``variant`` (a label like ``pmap ×4`` takes its variant's colour)."""
-    base = str(variant).split(" ×")[0].split(" [")[0]
+    base = tables.base_variant(variant)
     if base in VARIANT_COLOURS:
         return VARIANT_COLOURS[base]
     return _SPARE[int(hashlib.sha256(base.encode()).hexdigest(), 16) % len(_SPARE)]

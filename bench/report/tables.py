@@ -55,9 +55,20 @@ def _prepared(df: pd.DataFrame) -> pd.DataFrame:
     for col, default in (("n_processes", 1), ("n_devices", 1)):
         out[col] = pd.to_numeric(out.get(col), errors="coerce").fillna(default).astype(int)
     out["framework"] = out["framework"].fillna("jax") if "framework" in out else "jax"
+    # the arithmetic of every row (rows written before it was recorded: what they ran)
+    arith = pd.DataFrame([schema.arithmetic(r) for r in out.to_dict(orient="records")])
+    for col in schema.ARITHMETIC_COLUMNS:
+        out[col] = arith[col].to_numpy() if len(out) else []
     out["label"] = [
-        variant_label(v, p, n)
-        for v, p, n in zip(out["variant"], out["n_processes"], out["n_devices"], strict=True)
+        variant_label(v, p, n, lay if f == "jax" else "")
+        for v, p, n, lay, f in zip(
+            out["variant"],
+            out["n_processes"],
+            out["n_devices"],
+            out["grad_layout"],
+            out["framework"],
+            strict=True,
+        )
     ]
     return out
 
@@ -77,16 +88,26 @@ def device_label(n_processes: int, n_devices: int) -> str:
     return str(n_devices)
 
 
-def variant_label(variant: str, n_processes: int = 1, n_devices: int = 1) -> str:
-    """``jit``, or ``pmap ×4`` for a multi-device variant or a row spread over devices."""
+def variant_label(variant: str, n_processes: int = 1, n_devices: int = 1, layout: str = "") -> str:
+    """``jit``, or ``pmap ×4`` for a multi-device variant or a row spread over devices, with
+    ``(stock)`` for a JAX variant run with jax.grad's own weight-gradient layout (the notebook's
+    is stock by definition)."""
+    label = str(variant)
     if variant in MULTI_DEVICE or int(n_devices) > 1:
-        return f"{variant} ×{device_label(n_processes, n_devices)}"
-    return str(variant)
+        label = f"{variant} ×{device_label(n_processes, n_devices)}"
+    if layout == "stock" and variant != "notebook":
+        label += " (stock)"
+    return label
+
+
+def base_variant(label: str) -> str:
+    """The variant of a label: ``pmap`` for ``pmap ×4 (stock)``."""
+    return str(label).split(" ×")[0].split(" (")[0].split(" [")[0]
 
 
 def variant_rank(variant: str) -> tuple[int, str]:
     """Sort key: the catalogue's display order, unknown variants after."""
-    base = str(variant).split(" ×")[0]
+    base = base_variant(variant)
     idx = DISPLAY_ORDER.index(base) if base in DISPLAY_ORDER else len(DISPLAY_ORDER)
     return idx, str(variant)
 
@@ -210,11 +231,12 @@ def _peaks(peaks: Any) -> str:
 
 def step_times(df: pd.DataFrame) -> pd.DataFrame:
     """Step median [95% CI] by variant (rows) × batch size (columns), per machine, layer
-    sizes, kernel and dtype; the fastest variant of each column within a group gets ★."""
+    sizes, kernel, dtype and precision; the fastest variant of each column within a group
+    gets ★."""
     ok = ok_rows(df)
     if ok.empty:
         return pd.DataFrame()
-    group = ["machine", "layer_sizes", "kernel", "dtype"]
+    group = ["machine", "layer_sizes", "kernel", "dtype", "precision"]
     ok["cell"] = [
         fmt_ci(m, lo, hi)
         for m, lo, hi in zip(
@@ -293,7 +315,9 @@ def break_even(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     ok["compile_total_s"] = ok[list(COMPILE_PARTS)].sum(axis=1)
     rows = []
-    for _, g in ok.groupby(["machine", "layer_sizes", "batch_size", "dtype"], sort=False):
+    for _, g in ok.groupby(
+        ["machine", "layer_sizes", "batch_size", "dtype", "precision"], sort=False
+    ):
         if len(g) < 2:
             continue
         ref = g.loc[g["compile_total_s"].idxmin()]
@@ -372,7 +396,7 @@ def scaling_data(df: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for _, g in ok.groupby(["machine", "variant"], sort=False):
         best = None
-        for cfg, c in g.groupby(["layer_sizes", "batch_size", "dtype"]):
+        for cfg, c in g.groupby(["layer_sizes", "batch_size", "dtype", "precision", "grad_layout"]):
             single = c[(c["n_devices"] == 1) & (c["n_processes"] == 1)]
             if single.empty or c["n_devices"].nunique() < 2:
                 continue
@@ -423,7 +447,15 @@ def scaling(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-CONFIG_COLUMNS = ("framework", "label", "kernel", "layer_sizes", "batch_size", "dtype")
+CONFIG_COLUMNS = (
+    "framework",
+    "label",
+    "kernel",
+    "layer_sizes",
+    "batch_size",
+    "dtype",
+    "precision",
+)
 
 
 def machine_ratio_data(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
@@ -472,55 +504,103 @@ def machine_comparison(df: pd.DataFrame, reference: str | None = None) -> pd.Dat
     return out.rename(columns={"label": "variant"}).fillna("—")
 
 
+#: a peer cell: one host and backend, one model, batch and arithmetic, one device
+PEER_KEYS = ["host", "backend", "layer_sizes", "batch_size", "dtype", "precision"]
+#: precisions whose arithmetic is the same in every framework (``default`` is each
+#: framework's own, ``bf16-forward`` JAX's old bfloat16): only these are compared with peers
+COMPARABLE = ("highest", "tf32", "bf16")
+
+
 def peer_data(df: pd.DataFrame) -> pd.DataFrame:
-    """Per host, layer sizes, batch size and dtype (kernel ``update``): the fastest jax
-    variant, each peer's step time and ``ratio = peer / fastest jax`` (>1: jax is faster)."""
+    """Like-for-like peer comparisons (kernel ``update``): per host and backend, layer sizes,
+    batch size, dtype and precision, on one device, the fastest JAX variant with each weight-
+    gradient layout (``tuned``, ``stock``: jax.grad's own, the notebook's included), each
+    peer's step time, and ``ratio = peer / jax`` (>1: JAX is faster)."""
     ok = ok_rows(df)
-    ok = ok[ok["kernel"] == "update"]
-    cols = ["host", "layer_sizes", "batch_size", "dtype", "jax_variant", "jax_step_s"]
-    cols += ["peer", "peer_step_s", "ratio"]
+    ok = ok[
+        (ok["kernel"] == "update")
+        & (ok["n_devices"] == 1)
+        & (ok["n_processes"] == 1)
+        & ok["precision"].isin(COMPARABLE)
+    ]
+    cols = [*PEER_KEYS, "jax_layout", "jax_variant", "jax_step_s", "peer", "peer_step_s", "ratio"]
     peers = ok[ok["framework"].isin(PEER_FRAMEWORKS)]
     jax_rows = ok[ok["framework"] == "jax"]
     if peers.empty or jax_rows.empty:
         return pd.DataFrame(columns=cols)
-    keys = ["host", "layer_sizes", "batch_size", "dtype"]
-    multi_backend = jax_rows.groupby("host")["backend"].nunique()
-    best = jax_rows.loc[jax_rows.groupby(keys)["step_median_s"].idxmin()].copy()
-    best["jax_variant"] = [
-        f"{lab} [{b}]" if multi_backend.get(h, 1) > 1 else lab
-        for lab, b, h in zip(best["label"], best["backend"], best["host"], strict=True)
-    ]
-    best = best[[*keys, "jax_variant", "step_median_s"]].rename(
-        columns={"step_median_s": "jax_step_s"}
+    keys = [*PEER_KEYS, "grad_layout"]
+    best = jax_rows.loc[jax_rows.groupby(keys)["step_median_s"].idxmin()]
+    best = best[[*keys, "label", "step_median_s"]].rename(
+        columns={
+            "grad_layout": "jax_layout",
+            "label": "jax_variant",
+            "step_median_s": "jax_step_s",
+        }
     )
-    p = peers[[*keys, "variant", "step_median_s"]].rename(
+    p = peers[[*PEER_KEYS, "variant", "step_median_s"]].rename(
         columns={"variant": "peer", "step_median_s": "peer_step_s"}
     )
-    out = p.merge(best, on=keys, how="inner")
+    out = p.merge(best, on=PEER_KEYS, how="inner")
     out["ratio"] = out["peer_step_s"] / out["jax_step_s"]
-    return _sorted(out[cols], ["host", "layer_sizes", "batch_size", "dtype", "peer"])
+    return _sorted(out[cols], [*PEER_KEYS, "jax_layout", "peer"])
 
 
 def peers(df: pd.DataFrame) -> pd.DataFrame:
-    """The versus-peers table: fastest jax variant, each peer's step time and its ratio
-    (peer / jax, ✓ where jax is faster, ✗ where the peer is), and whether jax wins."""
+    """The versus-peers table, one row per cell (host, backend, model, batch, dtype, precision,
+    one device): the fastest JAX variant with the tuned and with the stock layout, each peer's
+    step time and its ratio to each (peer / jax, ✓ where JAX is faster, ✗ where the peer is),
+    and whether tuned JAX wins."""
     data = peer_data(df)
     if data.empty:
         return pd.DataFrame()
-    keys = ["host", "layer_sizes", "batch_size", "dtype"]
-    out = data.drop_duplicates(keys)[[*keys, "jax_variant", "jax_step_s"]].copy()
-    out["jax_step_s"] = out["jax_step_s"].map(fmt_time)
-    out = out.rename(columns={"jax_variant": "fastest jax", "jax_step_s": "jax step"})
+    out = data.drop_duplicates(PEER_KEYS)[PEER_KEYS].copy()
+    out.insert(len(PEER_KEYS), "devices", 1)
+    for layout in ("tuned", "stock"):
+        part = data[data["jax_layout"] == layout].drop_duplicates(PEER_KEYS)
+        part = part[[*PEER_KEYS, "jax_variant", "jax_step_s"]].copy()
+        part["jax_step_s"] = part["jax_step_s"].map(fmt_time)
+        names = {"jax_variant": f"jax {layout}", "jax_step_s": f"jax {layout} step"}
+        out = out.merge(part.rename(columns=names), on=PEER_KEYS, how="left")
     for peer in sorted(dict.fromkeys(data["peer"]), key=variant_rank):
-        part = data[data["peer"] == peer][[*keys, "peer_step_s", "ratio"]].copy()
-        part["peer_step_s"] = part["peer_step_s"].map(fmt_time)
-        part["ratio"] = [f"{r:.2f} {'✓' if r > 1 else '✗'}" for r in part["ratio"]]
-        part = part.rename(columns={"peer_step_s": f"{peer} step", "ratio": f"{peer} / jax"})
-        out = out.merge(part, on=keys, how="left")
-    wins = data.assign(win=data["ratio"] > 1).groupby(keys)["win"].agg(["sum", "count"])
-    wins["jax wins"] = [
+        mine = data[data["peer"] == peer]
+        step = mine.drop_duplicates(PEER_KEYS)[[*PEER_KEYS, "peer_step_s"]].copy()
+        step["peer_step_s"] = step["peer_step_s"].map(fmt_time)
+        out = out.merge(
+            step.rename(columns={"peer_step_s": f"{peer} step"}), on=PEER_KEYS, how="left"
+        )
+        for layout in ("tuned", "stock"):
+            part = mine[mine["jax_layout"] == layout][[*PEER_KEYS, "ratio"]].copy()
+            part["ratio"] = [f"{r:.2f} {'✓' if r > 1 else '✗'}" for r in part["ratio"]]
+            name = f"{peer} / jax {layout}"
+            out = out.merge(part.rename(columns={"ratio": name}), on=PEER_KEYS, how="left")
+    tuned = data[data["jax_layout"] == "tuned"]
+    wins = tuned.assign(win=tuned["ratio"] > 1).groupby(PEER_KEYS)["win"].agg(["sum", "count"])
+    wins["tuned jax wins"] = [
         f"{'✓ all' if s == c else ('✗ none' if s == 0 else 'some')} ({s}/{c})"
         for s, c in zip(wins["sum"], wins["count"], strict=True)
     ]
-    out = out.merge(wins[["jax wins"]].reset_index(), on=keys, how="left")
-    return out.fillna("—").reset_index(drop=True)
+    out = out.merge(wins[["tuned jax wins"]].reset_index(), on=PEER_KEYS, how="left")
+    return out.astype(object).fillna("—").reset_index(drop=True)
+
+
+def notebook_speedup(df: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's speed-up over the seed notebook's step, ``T(notebook) / T(variant)``,
+    by batch size (columns), per machine, layer sizes, kernel, dtype and precision (>1: faster
+    than the notebook)."""
+    ok = ok_rows(df)
+    group = ["machine", "layer_sizes", "kernel", "dtype", "precision", "batch_size"]
+    nb = ok[ok["variant"] == "notebook"][[*group, "step_median_s"]]
+    nb = nb.rename(columns={"step_median_s": "notebook_s"})
+    merged = ok[ok["variant"] != "notebook"].merge(nb, on=group, how="inner")
+    if merged.empty:
+        return pd.DataFrame()
+    merged["cell"] = [
+        f"×{t / v:.2f}" for t, v in zip(merged["notebook_s"], merged["step_median_s"], strict=True)
+    ]
+    wide = merged.pivot_table(
+        index=[*group[:-1], "label"], columns="batch_size", values="cell", aggfunc="first"
+    )
+    wide.columns = [f"batch {int(b)}" for b in wide.columns]
+    wide = wide.reset_index().rename(columns={"label": "variant"})
+    wide.attrs["machine_order"] = machines(df)
+    return _sorted(wide, [*group[:-1], "variant"]).fillna("—")

@@ -39,6 +39,7 @@ def identity(spec: Spec, dataset: dict[str, Any] | None = None) -> Row:
         "batch_size": int(spec["batch_size"]),
         "dtype": spec["dtype"],
     }
+    row.update(schema.arithmetic({**spec, **row}))
     if dataset is not None:
         row.update(dataset=dataset.get("name"), dataset_real=bool(dataset.get("real")))
     return row
@@ -59,11 +60,28 @@ def min_bytes(row: Row) -> float:
     return 4.0 * (io + params * k * (2 if row["kernel"] == "update" else 1))
 
 
+def peak_key(dtype: str, precision: str | None) -> str:
+    """The key of the peak a row of ``dtype`` and ``precision`` is measured against, in
+    ``metadata.json``'s ``peaks[backend]``: ``float32`` (full float32), ``float32:tf32``,
+    ``float32:default``, ``bfloat16``."""
+    if dtype != "float32" or precision in (None, "highest"):
+        return dtype
+    return f"{dtype}:{precision}"
+
+
+def _peak(row: Row, peaks: dict[str, Any]) -> dict[str, Any]:
+    """The row's peak: of its own arithmetic; a row from before arithmetic was recorded takes
+    its dtype's (float32's when there is none)."""
+    backend_peaks = peaks.get(row.get("backend"), {}) or {}
+    if row.get("precision") is not None:
+        return backend_peaks.get(peak_key(row.get("dtype"), row.get("precision"))) or {}
+    return backend_peaks.get(row.get("dtype")) or backend_peaks.get("float32") or {}
+
+
 def derive(row: Row, peaks: dict[str, Any]) -> Row:
     """Columns computed from measured ones and the machine's peaks (``row`` is updated)."""
     t = row.get("step_median_s")
-    backend_peaks = peaks.get(row.get("backend"), {}) or {}
-    peak = backend_peaks.get(row.get("dtype")) or backend_peaks.get("float32") or {}
+    peak = _peak(row, peaks)
     # fake CPU devices share the host's cores: the host's peak is the ceiling for all of them
     scale = 1 if row.get("backend") == "cpu" else int(row.get("n_devices") or 1)
     pf = peak.get("matmul_flops_per_s")

@@ -30,8 +30,9 @@ SCHEMA_VERSION = 1
 #: schema versions this code reads.
 READABLE_VERSIONS = (1,)
 
-#: The columns that identify a configuration: rows with equal keys measure the same thing.
-KEY_COLUMNS = (
+#: The columns that identified a configuration when schema 1 was first written; ``config_id``
+#: hashes their values (so ids of rows written then are kept).
+BASE_KEY_COLUMNS = (
     "framework",
     "variant",
     "kernel",
@@ -43,6 +44,12 @@ KEY_COLUMNS = (
     "batch_size",
     "dtype",
 )
+#: What the matmuls computed in, added since: part of the identity, so rows of different
+#: arithmetic never merge or get compared. A row written before they existed was measured with
+#: :func:`legacy_arithmetic` and reads as that.
+ARITHMETIC_COLUMNS = ("precision", "grad_layout")
+#: The columns that identify a configuration: rows with equal keys measure the same thing.
+KEY_COLUMNS = BASE_KEY_COLUMNS + ARITHMETIC_COLUMNS
 
 #: Every column of ``results.csv``, with its meaning and unit.
 COLUMNS: dict[str, str] = {
@@ -62,6 +69,12 @@ COLUMNS: dict[str, str] = {
     "width": "widest hidden layer (0 for logistic regression)",
     "batch_size": "examples per SGD step or predict call",
     "dtype": "compute dtype (float32, bfloat16)",
+    "precision": "matmul arithmetic: float32 at highest (full float32), tf32 (TensorFloat-32, "
+    "NVIDIA GPUs) or default (the backend's); bf16 for bfloat16 rows (every matmul, forward and "
+    "backward: bfloat16 operands, float32 sums, bfloat16 results); bf16-forward only in rows "
+    "written before (JAX backward matmuls were float32 then)",
+    "grad_layout": "weight-gradient layout: tuned ((dz.T @ x).T for layers of at most 64 "
+    "outputs) or stock (jax.grad's x.T @ dz; the peers: their framework's own)",
     "steps_per_call": "SGD steps one call makes (scan: S)",
     "work_multiplier": "independent models per call (ensemble: K)",
     "dataset": "where the batches came from (fashion-mnist, mnist, synthetic)",
@@ -165,10 +178,37 @@ class SchemaError(ValueError):
     """A results file this version of the tool cannot read."""
 
 
+def legacy_arithmetic(row: dict[str, Any]) -> dict[str, str]:
+    """What a row written before :data:`ARITHMETIC_COLUMNS` existed was measured with: float32
+    matmuls at full precision on CPU and the backend's default elsewhere; JAX's bfloat16 with
+    bfloat16 operands in the forward matmuls only; the tuned layout for JAX's float32 rows."""
+    jax = (row.get("framework") or "jax") == "jax"
+    if row.get("dtype") == "bfloat16":
+        precision = "bf16-forward" if jax else "bf16"
+    else:
+        precision = "highest" if row.get("backend") in (None, "cpu") else "default"
+    layout = "tuned" if jax and row.get("dtype") != "bfloat16" else "stock"
+    return {"precision": precision, "grad_layout": layout}
+
+
+def arithmetic(row: dict[str, Any]) -> dict[str, str]:
+    """The row's :data:`ARITHMETIC_COLUMNS`, each missing one read as the legacy value."""
+    legacy = legacy_arithmetic(row)
+    return {k: _given(row.get(k)) or legacy[k] for k in ARITHMETIC_COLUMNS}
+
+
+def _given(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def config_id(row: dict[str, Any]) -> str:
-    """Stable 12-hex-digit id of a configuration from its key columns."""
-    key = json.dumps([str(row.get(k)) for k in KEY_COLUMNS])
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+    """Stable 12-hex-digit id of a configuration from its key columns; an arithmetic column is
+    hashed only where it differs from the legacy value, so rows written before it existed keep
+    their ids and match the rows measured the same way since."""
+    key = [str(row.get(k)) for k in BASE_KEY_COLUMNS]
+    legacy = legacy_arithmetic(row)
+    key += [f"{k}={v}" for k, v in arithmetic(row).items() if v != legacy[k]]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
 
 
 def check_version(version: Any, where: str) -> None:

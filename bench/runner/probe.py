@@ -25,15 +25,15 @@ def probe(backends: list[str], log_dir: Path, tree: Path = ROOT) -> tuple[dict, 
 
 
 def peaks(
-    present: dict[str, Any], dtypes: list[str], log_dir: Path, *, quick: bool, tag: str = ""
+    present: dict[str, Any], keys: list[str], log_dir: Path, *, quick: bool, tag: str = ""
 ) -> dict[str, Any]:
-    """Each present backend's peaks, measured in a fresh worker (a warning, and none, for a
-    backend where that fails)."""
+    """Each present backend's peaks of the arithmetic ``keys``, measured in a fresh worker (a
+    warning, and none, for a backend where that fails)."""
     out: dict[str, Any] = {}
     for b in present:
         log = log_dir / f"peaks-{b}{tag}.log"
         try:
-            answer = one_request(ROOT, log, protocol.peaks(b, dtypes, quick), "peaks", backend=b)
+            answer = one_request(ROOT, log, protocol.peaks(b, keys, quick), "peaks", backend=b)
         except WORKER_ERRORS as e:
             say(f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty")
             continue

@@ -23,7 +23,7 @@ from ..protocol import TimingSettings
 from ..results import machine
 from ..results.rundir import RunDir
 from ..results.schema import SchemaError
-from ..selection import Selection, Spec, n_examples
+from ..selection import Selection, Spec, n_examples, peak_keys
 from . import probe as probing
 from .loop import Arm, Runner
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
@@ -154,7 +154,7 @@ class Sweep:
     def run(self, done: set[str]) -> int:
         p = plan(self.selection, self.logs)
         peaks = self.old.get("peaks") or (
-            probing.peaks(p.present, self.selection.dtypes, self.logs, quick=self.quick)
+            probing.peaks(p.present, peak_keys(p.specs), self.logs, quick=self.quick)
             if self.settings.peaks
             else {}
         )
@@ -229,8 +229,8 @@ class Sweep:
 
     def peaks_again(self, p: Plan, meta: dict[str, Any], peaks: dict[str, Any]) -> None:
         """Once more at the end, in a fresh worker: the better of the two is the peak."""
-        dtypes = self.selection.dtypes
-        end = probing.peaks(p.present, dtypes, self.logs, quick=self.quick, tag="-end")
+        keys = peak_keys(p.specs)
+        end = probing.peaks(p.present, keys, self.logs, quick=self.quick, tag="-end")
         best = probing.best_peaks(peaks, end)
         meta["peaks_measured"] = [*self.old.get("peaks_measured", [peaks]), end]
         if best != peaks:

@@ -30,8 +30,8 @@ SPEC = {
 
 def test_a_worker_refuses_fields_and_options_it_does_not_know():
     protocol.check_request(protocol.measure(SPEC))
-    with pytest.raises(ProtocolError, match=r"spec fields \['precision'\]"):
-        protocol.check_request(protocol.measure({**SPEC, "precision": "tf32"}))
+    with pytest.raises(ProtocolError, match=r"spec fields \['future'\]"):
+        protocol.check_request(protocol.measure({**SPEC, "future": "tf32"}))
     with pytest.raises(ProtocolError, match="no option 'members'"):
         protocol.check_spec({**SPEC, "options": {"members": 2}})
     with pytest.raises(ProtocolError, match="steps=0"):
@@ -53,8 +53,15 @@ def test_an_older_worker_gets_only_what_it_honours():
     with pytest.raises(ProtocolError, match="slow_call_s=inf is not known to a protocol-0"):
         protocol.for_worker(lockstep, 0)
     assert protocol.for_worker(protocol.measure(SPEC), 0)["spec"] == SPEC
-    with pytest.raises(ProtocolError, match="protocol-0 worker"):
-        protocol.for_worker(protocol.measure({**SPEC, "precision": "highest"}), 0)
+    usual = {**SPEC, "precision": "highest", "grad_layout": "tuned"}
+    assert protocol.for_worker(protocol.measure(usual), 0)["spec"] == SPEC  # what it always did
+    with pytest.raises(ProtocolError, match=r"stock.*protocol-0 worker computes 'tuned'"):
+        protocol.for_worker(protocol.measure({**usual, "grad_layout": "stock"}), 0)
+    bf16 = {**SPEC, "dtype": "bfloat16", "precision": "bf16"}  # protocol 0: float32 backward
+    with pytest.raises(ProtocolError, match="computes 'bf16-forward'"):
+        protocol.for_worker(protocol.measure(bf16), 0)
+    with pytest.raises(ProtocolError, match=r"spec fields \['future'\].*protocol-0"):
+        protocol.for_worker(protocol.measure({**SPEC, "future": 1}), 0)
 
 
 def test_the_wire_and_the_version_handshake():

@@ -389,3 +389,22 @@ def test_paired_sides_skip_the_pass_check():
     cols = {"samples": "samples_s", "median": "step_median_s"}
     res = verdicts._compare_row(("k",), base, cur, settings, (cols, cols))
     assert res.verdict == "slower" and res.p_passes is None
+
+
+def test_rows_of_different_arithmetic_are_never_compared(tmp_path, capsys):
+    """A stock row against a tuned one, a TF32 row against a full float32 one: not the same
+    configuration (new and missing), whatever their times."""
+    old = make_row()  # written before the arithmetic columns: float32, highest, tuned
+    a = write_run(tmp_path / "a", [old])
+    b = write_run(
+        tmp_path / "b",
+        [
+            make_row(samples=[3 * x for x in noise(1)], precision="highest", grad_layout="stock"),
+            make_row(samples=noise(2), precision="highest", grad_layout="tuned"),
+        ],
+    )
+    assert run_cli(a, b, "--json", tmp_path / "c.json") == 0
+    rows = json.loads((tmp_path / "c.json").read_text())["rows"]
+    got = sorted((r["verdict"], r["grad_layout"]) for r in rows)
+    assert got == [("new", "stock"), ("same", "tuned")]  # the old row matches today's usual
+    assert "jit update 784,10 b128 float32 stock 1dev" in capsys.readouterr().out

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.measure import kernels as measure
 from bench.measure import hlo, timing
+from bench.measure import kernels as measure
 from bench.protocol import TimingSettings
 from mnist_kernels import model, variants
 

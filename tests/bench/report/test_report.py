@@ -187,12 +187,27 @@ def test_machines_are_merged_with_a_machine_column(full: Path) -> None:
     assert set(steps["machine"]) == {"cpu:cpu@laptop", "gpu:NVIDIA H200@gpubox"}
 
 
-def test_peers_table(full: Path) -> None:
+def test_peers_table_compares_one_device_with_one_device(full: Path) -> None:
     peers = pd.read_csv(full.parent / "tables" / "peers.csv")
     laptop = peers[peers["host"] == "laptop"].iloc[0]
-    assert laptop["fastest jax"] == "shard_map ×4"
-    assert laptop["numpy / jax"].endswith("✓")
-    assert laptop["jax wins"].startswith("✓ all")
+    assert (laptop["devices"], laptop["precision"], laptop["batch_size"]) == (1, "highest", 1024)
+    rows = bench.load(FIXTURES / "laptop")
+    cell = rows[(rows["layer_sizes"] == laptop["layer_sizes"]) & (rows["batch_size"] == 1024)]
+    cell = cell[(cell["framework"] == "jax") & (cell["kernel"] == "update")]
+    # the 4-device shard_map is faster than any one-device variant: it is not the one compared
+    fastest = cell.loc[cell["step_median_s"].idxmin()]
+    assert (fastest["variant"], fastest["n_devices"]) == ("shard_map", 4)
+    one = cell[(cell["n_devices"] == 1) & (cell["grad_layout"] == "tuned")]
+    assert laptop["jax tuned"] == one.loc[one["step_median_s"].idxmin(), "variant"]
+    stock = cell[(cell["n_devices"] == 1) & (cell["grad_layout"] == "stock")]
+    want = stock.loc[stock["step_median_s"].idxmin(), "variant"]
+    assert laptop["jax stock"] == (want if want == "notebook" else f"{want} (stock)")
+    assert laptop["numpy / jax tuned"].endswith("✓")
+    assert laptop["numpy / jax stock"].endswith("✓")
+    ratios = [str(laptop[c]) for c in peers.columns if c.endswith(" / jax tuned")]
+    ratios = [r for r in ratios if r != "—"]  # a peer this host did not run
+    won = sum(r.endswith("✓") for r in ratios)
+    assert laptop["tuned jax wins"].endswith(f"({won}/{len(ratios)})")
 
 
 # --------------------------------------------------------------------------- edge cases

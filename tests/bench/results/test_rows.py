@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.results import rows
+from bench.results import rows, schema
 from bench.results import samples as sampling
 
 
@@ -75,3 +75,73 @@ def test_merge_passes_pools_the_fastest_passes() -> None:
     assert m["step_median_s"] == pytest.approx(1.09) and m["passes_kept"] == [0, 2]
     assert rows.merge_passes([bad]) is bad
     assert rows.merge_passes([bad, dict(bad)])["status"] == "error"
+
+
+def test_the_arithmetic_is_part_of_a_configurations_identity():
+    old = {  # a row written before the arithmetic columns existed
+        "framework": "jax",
+        "variant": "jit",
+        "kernel": "update",
+        "backend": "cpu",
+        "device_kind": "cpu",
+        "n_processes": 1,
+        "n_devices": 1,
+        "layer_sizes": "784,10",
+        "batch_size": 128,
+        "dtype": "float32",
+    }
+    usual = {**old, "precision": "highest", "grad_layout": "tuned"}  # what it was measured with
+    assert schema.config_id(usual) == schema.config_id(old)
+    assert schema.arithmetic(old) == {"precision": "highest", "grad_layout": "tuned"}
+    ids = {
+        schema.config_id({**usual, **change})
+        for change in (
+            {},
+            {"grad_layout": "stock"},
+            {"precision": "tf32"},
+            {"precision": "default"},
+        )
+    }
+    assert len(ids) == 4  # each arithmetic its own configuration
+    # old bfloat16 rows ran float32 backward matmuls: they are not today's bfloat16
+    old_bf16 = {**old, "dtype": "bfloat16"}
+    assert schema.arithmetic(old_bf16)["precision"] == "bf16-forward"
+    new_bf16 = {**old_bf16, "precision": "bf16", "grad_layout": "tuned"}
+    assert schema.config_id(new_bf16) != schema.config_id(old_bf16)
+    # a peer's bfloat16 step was bfloat16 all along; a GPU's old float32 ran the default (TF32)
+    torch = {**old_bf16, "framework": "torch", "variant": "torch-eager"}
+    assert schema.config_id({**torch, "precision": "bf16", "grad_layout": "stock"}) == (
+        schema.config_id(torch)
+    )
+    gpu = {**old, "backend": "gpu"}
+    assert schema.arithmetic(gpu)["precision"] == "default"
+    assert schema.config_id({**gpu, "precision": "highest"}) != schema.config_id(gpu)
+    spec = {**usual, "layer_sizes": [784, 10], "grad_layout": "stock"}
+    assert rows.identity(spec)["grad_layout"] == "stock"
+    assert rows.config_id(spec) == schema.config_id(rows.identity(spec))
+
+
+def test_a_row_is_held_against_the_peak_of_its_own_arithmetic():
+    peaks = {
+        "gpu": {
+            "float32": {"matmul_flops_per_s": 1e12, "bandwidth_bytes_per_s": 1e12},
+            "float32:tf32": {"matmul_flops_per_s": 4e12, "bandwidth_bytes_per_s": 1e12},
+        }
+    }
+    row = {
+        "status": "ok",
+        "backend": "gpu",
+        "dtype": "float32",
+        "n_devices": 1,
+        "batch_size": 128,
+        "step_median_s": 1e-3,
+        "flops": 1e9,
+        "layer_sizes": "784,10",
+        "kernel": "update",
+    }
+    assert rows.derive({**row, "precision": "highest"}, peaks)["peak_fraction"] == 1.0
+    assert rows.derive({**row, "precision": "tf32"}, peaks)["peak_fraction"] == 0.25
+    # no peak of that arithmetic measured: none, never another arithmetic's
+    assert rows.derive({**row, "precision": "default"}, peaks).get("peak_fraction") is None
+    assert rows.peak_key("bfloat16", "bf16") == "bfloat16"
+    assert rows.peak_key("float32", "tf32") == "float32:tf32"

@@ -82,15 +82,18 @@ def test_an_older_worker_is_recognised_and_sent_what_it_reads(v0_tree, tmp_path)
     row = measurer.measure(arm, spec())
     assert row["status"] == "ok" and row["step_median_s"] == 0.001
     assert measurer.workers["base"].version == 0
-    # a field protocol 0 would ignore: refused here, never sent
-    refused = measurer.measure(arm, spec(precision="tf32"))
+    # arithmetic protocol 0 cannot be asked for, and a field it would ignore: refused, not sent
+    refused = measurer.measure(arm, spec(precision="default"))
     assert refused["status"] == "error" and "not measured" in refused["error"]
-    assert "'precision'" in refused["error"] and refused["variant"] == "jit"
+    assert "precision='default'" in refused["error"] and refused["variant"] == "jit"
+    refused = measurer.measure(arm, spec(future_knob=1))
+    assert "not measured" in refused["error"] and "['future_knob']" in refused["error"]
     measurer.stop(arm)
-    ops = [r["op"] for r in requests(tmp_path)]
-    assert ops == ["hello", "init", "measure", "exit"]
-    sent_init = requests(tmp_path)[1]
-    assert "slow_call_s" not in sent_init["settings"] and "protocol" not in sent_init
+    sent = requests(tmp_path)
+    assert [r["op"] for r in sent] == ["hello", "init", "measure", "exit"]
+    assert "slow_call_s" not in sent[1]["settings"] and "protocol" not in sent[1]
+    # the arithmetic it always used (float32, highest, tuned) goes without the new fields
+    assert "precision" not in sent[2]["spec"] and "grad_layout" not in sent[2]["spec"]
 
 
 def test_settings_an_older_worker_would_ignore_keep_it_from_starting(v0_tree, tmp_path):
@@ -110,8 +113,8 @@ def test_this_trees_worker_refuses_what_it_does_not_know(tmp_path):
         assert w.handshake() == protocol.PROTOCOL_VERSION
         w.send(protocol.init("synthetic", None, 64, TimingSettings.preset("quick")))
         assert w.wait_for({"ready"}, 120)["event"] == "ready"
-        w.send(protocol.measure(spec(precision="tf32")))
-        with pytest.raises(RuntimeError, match=r"spec fields \['precision'\]"):
+        w.send(protocol.measure(spec(future_knob="x")))
+        with pytest.raises(RuntimeError, match=r"spec fields \['future_knob'\]"):
             w.wait_for({"row"}, 120)
         w.send(protocol.measure(spec(options={"steps": 2})))  # jit takes no steps
         with pytest.raises(RuntimeError, match="no option 'steps'"):
