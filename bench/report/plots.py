@@ -345,11 +345,7 @@ def roofline(
       peaks: ``{machine: {dtype: {"matmul_flops_per_s", "bandwidth_bytes_per_s"}}}`` from the
         runs' metadata; missing ones are taken from the rows' ``peak_*`` columns.
     """
-    ok = tables.ok_rows(df)
-    for c in ("arithmetic_intensity", "flops_per_s"):
-        ok[c] = pd.to_numeric(ok[c], errors="coerce")
-    ok = ok[(ok["arithmetic_intensity"] > 0) & (ok["flops_per_s"] > 0)]
-    ok["per_device"] = ok["flops_per_s"] / ok["n_devices"].clip(lower=1)
+    ok = tables.roofline_data(df)
     if ok.empty:
         return None, "roofline: no rows with arithmetic_intensity and flops_per_s"
     order = machine_order(df, ok)
@@ -385,10 +381,11 @@ def roofline(
     handles.append(Line2D([], [], color="black", label="roof: min(peak, bandwidth × AI)"))
     note = "" if drew_roof else " No measured peaks in these runs: the roof is not drawn."
     return save(fig, path, handles), (
-        "Each point is one configuration: flops_per_s divided by the devices it ran on, against "
-        "arithmetic intensity (flops / bytes_accessed from XLA's cost analysis). Black: the roof "
-        "min(peak, bandwidth × intensity) from the peak matmul FLOP/s and copy bandwidth "
-        "measured in the same run (one device)." + note
+        "Each point is one configuration: flops_per_s per device (all fake CPU devices share "
+        "the host's one roof), against arithmetic intensity (flops / min_bytes: the batch read "
+        "once and the parameters read and written, the same count for every framework). "
+        "Black: the roof min(peak, bandwidth × intensity) from the peak matmul FLOP/s and "
+        "bandwidth measured in the same run (one device)." + note
     )
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..catalog import DISPLAY_ORDER, MULTI_DEVICE
 from ..format import fmt_ci, fmt_time
-from ..results import schema
+from ..results import rows, schema
 
 PEER_FRAMEWORKS = ("torch", "numpy")
 COMPILE_PARTS = schema.COMPILE_COLUMNS
@@ -53,7 +53,8 @@ def _prepared(df: pd.DataFrame) -> pd.DataFrame:
     out = df if "machine" in df.columns else add_machine(df)
     out = out.copy()
     for col, default in (("n_processes", 1), ("n_devices", 1)):
-        out[col] = pd.to_numeric(out.get(col), errors="coerce").fillna(default).astype(int)
+        given = out[col] if col in out else pd.Series(default, index=out.index)
+        out[col] = pd.to_numeric(given, errors="coerce").fillna(default).astype(int)
     out["framework"] = out["framework"].fillna("jax") if "framework" in out else "jax"
     # the arithmetic of every row (rows written before it was recorded: what they ran)
     arith = pd.DataFrame([schema.arithmetic(r) for r in out.to_dict(orient="records")])
@@ -351,6 +352,19 @@ def break_even(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=cols)
     out.attrs["machine_order"] = machines(df)
     return _sorted(out, ["machine", "layer_sizes", "batch_size", "dtype", "variant"])
+
+
+def roofline_data(df: pd.DataFrame) -> pd.DataFrame:
+    """The roofline's points: ok rows with ``arithmetic_intensity`` (FLOP per min_byte) and
+    ``per_device``, achieved FLOP/s per device as the rows' ceilings count devices
+    (:func:`bench.results.rows.device_scale`: fake CPU devices share the host's one roof)."""
+    ok = ok_rows(df)
+    for c in ("arithmetic_intensity", "flops_per_s"):
+        ok[c] = pd.to_numeric(ok[c], errors="coerce")
+    ok = ok[(ok["arithmetic_intensity"] > 0) & (ok["flops_per_s"] > 0)].copy()
+    scale = [rows.device_scale(r) for r in ok[["backend", "n_devices"]].to_dict(orient="records")]
+    ok["per_device"] = ok["flops_per_s"] / np.maximum(np.asarray(scale, dtype=float), 1.0)
+    return ok
 
 
 def errors(df: pd.DataFrame, metas: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:

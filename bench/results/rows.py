@@ -78,20 +78,29 @@ def _peak(row: Row, peaks: dict[str, Any]) -> dict[str, Any]:
     return backend_peaks.get(row.get("dtype")) or backend_peaks.get("float32") or {}
 
 
+def device_scale(row: Row) -> int:
+    """How many devices' peaks a row's ceiling is: its device count, but one on CPU, whose fake
+    devices share the host's cores (the host's peak is the ceiling for all of them)."""
+    return 1 if row.get("backend") == "cpu" else int(row.get("n_devices") or 1)
+
+
 def derive(row: Row, peaks: dict[str, Any]) -> Row:
-    """Columns computed from measured ones and the machine's peaks (``row`` is updated)."""
+    """Columns computed from measured ones and the machine's peaks (``row`` is updated).
+
+    The roofline and the arithmetic intensity count :func:`min_bytes`, the same bytes for
+    every framework and variant; XLA's ``bytes_accessed`` (an estimate of the compiled code's
+    traffic, 2-4x larger here, and absent for the peers) stays a column of its own.
+    """
     t = row.get("step_median_s")
     peak = _peak(row, peaks)
-    # fake CPU devices share the host's cores: the host's peak is the ceiling for all of them
-    scale = 1 if row.get("backend") == "cpu" else int(row.get("n_devices") or 1)
+    scale = device_scale(row)
     pf = peak.get("matmul_flops_per_s")
     pb = peak.get("bandwidth_bytes_per_s")
     row["peak_flops_per_s"] = pf * scale if pf else None
     row["peak_bandwidth_bytes_per_s"] = pb * scale if pb else None
     if row.get("status") != "ok" or not t or t <= 0:
         return row
-    row["min_bytes"] = min_bytes(row)
-    nbytes = row.get("bytes_accessed") or row["min_bytes"]
+    row["min_bytes"] = nbytes = min_bytes(row)
     flops = row.get("flops") or 0.0
     row["examples_per_s"] = row["batch_size"] * (row.get("work_multiplier") or 1) / t
     row["flops_per_s"] = flops / t

@@ -145,3 +145,52 @@ def test_a_row_is_held_against_the_peak_of_its_own_arithmetic():
     assert rows.derive({**row, "precision": "default"}, peaks).get("peak_fraction") is None
     assert rows.peak_key("bfloat16", "bf16") == "bfloat16"
     assert rows.peak_key("float32", "tf32") == "float32:tf32"
+
+
+def test_the_roofline_counts_the_same_bytes_and_devices_for_every_row():
+    import pandas as pd
+
+    from bench.report import tables
+
+    peaks = {
+        b: {"float32": {"matmul_flops_per_s": 1e11, "bandwidth_bytes_per_s": 1e10}}
+        for b in ("cpu", "gpu")
+    }
+    base = {
+        "status": "ok",
+        "dtype": "float32",
+        "precision": "highest",
+        "batch_size": 4096,
+        "step_median_s": 1e-3,
+        "layer_sizes": "784,10",
+        "kernel": "update",
+        "framework": "jax",
+        "variant": "sharded",
+        "device_kind": "x",
+        "host": "h",
+    }
+    flops = 2.0 * 4096 * 7840 * 2
+    cpu = rows.derive(
+        {**base, "backend": "cpu", "n_devices": 4, "flops": flops, "bytes_accessed": 9e9}, peaks
+    )
+    gpu = rows.derive({**base, "backend": "gpu", "n_devices": 4, "flops": flops}, peaks)
+    peer = rows.derive(
+        {**base, "backend": "cpu", "n_devices": 1, "flops": flops, "framework": "torch"}, peaks
+    )
+    want = flops / rows.min_bytes(cpu)  # XLA's bytes_accessed is not what the roofline counts
+    assert (
+        cpu["arithmetic_intensity"]
+        == gpu["arithmetic_intensity"]
+        == peer["arithmetic_intensity"]
+        == want
+    )
+    bound = max(flops / 1e11, rows.min_bytes(cpu) / 1e10)
+    assert cpu["roofline_fraction"] == pytest.approx(bound / 1e-3)  # fake devices: one host
+    assert gpu["roofline_fraction"] == pytest.approx(bound / 4 / 1e-3)  # four real ones
+    points = tables.roofline_data(pd.DataFrame([cpu, gpu])).set_index("backend")
+    # the plot holds each point against one device's roof, as derive holds the row
+    for name, row in (("cpu", cpu), ("gpu", gpu)):
+        device_roof = min(1e11, 1e10 * points.loc[name, "arithmetic_intensity"])
+        assert points.loc[name, "per_device"] / device_roof == pytest.approx(
+            row["roofline_fraction"]
+        )
