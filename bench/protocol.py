@@ -102,7 +102,8 @@ class TimingSettings:
     warmup_calls: int = 2
     min_sample_s: float = 0.005
     budget_s: float = 0.4
-    min_samples: int = 5
+    #: 6: the fewest whose interval of the median covers 95% (bench.stats.MIN_SAMPLES_95)
+    min_samples: int = 6
     max_samples: int = 200
     sync_budget_s: float = 0.2
     min_sync_samples: int = 3
@@ -112,7 +113,7 @@ class TimingSettings:
     @classmethod
     def preset(cls, name: str) -> TimingSettings:
         if name == "quick":
-            return cls(budget_s=0.12, sync_budget_s=0.05, min_samples=5, min_sync_samples=3)
+            return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3)
         if name == "full":
             return cls(
                 warmup_calls=3,

@@ -106,31 +106,46 @@ def median_ratio_ci(
     return (ratio, float(low), float(high))
 
 
-def median_ci(samples: ArrayLike, *, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Median of one sample set with a distribution-free confidence interval.
+def median_interval(
+    samples: ArrayLike, *, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Median of one sample set with a distribution-free confidence interval and its exact
+    coverage.
 
     The interval is between two order statistics picked from the binomial distribution
-    ``Bin(n, 1/2)`` (no bootstrap, no normality assumption); with too few samples for the
-    requested coverage it is the whole range of the samples.
+    ``Bin(n, 1/2)`` (no bootstrap, no normality assumption): the narrowest whose coverage is at
+    least ``confidence``. With too few samples for that (5 or fewer at 95%) it is the whole
+    range of the samples, and its coverage is less (93.75% for 5 samples): the fourth value
+    says how much.
 
     Returns:
-      ``(median, low, high)`` in the unit of ``samples``; NaN for no samples.
+      ``(median, low, high, level)``: the first three in the unit of ``samples``, ``level``
+      the probability that the interval holds the true median; NaN for no samples.
     """
     x = np.sort(as_samples(samples))
     n = x.size
     if n == 0:
-        return (math.nan, math.nan, math.nan)
+        return (math.nan, math.nan, math.nan, math.nan)
     med = float(np.median(x))
     tail = (1.0 - confidence) / 2.0
     lo_rank = int(_sp.binom.ppf(tail, n, 0.5))  # 0-based index of the low order statistic
-    hi_rank = n - 1 - lo_rank
     # ppf may land one rank too far inside: widen until the coverage holds.
     while lo_rank > 0 and _coverage(n, lo_rank) < confidence:
         lo_rank -= 1
-        hi_rank = n - 1 - lo_rank
-    if lo_rank >= hi_rank or _coverage(n, lo_rank) < confidence:
-        return (med, float(x[0]), float(x[-1]))
-    return (med, float(x[lo_rank]), float(x[hi_rank]))
+    if lo_rank >= n - 1 - lo_rank or _coverage(n, lo_rank) < confidence:
+        lo_rank = 0
+    if n == 1:
+        return (med, float(x[0]), float(x[0]), 0.0)
+    return (med, float(x[lo_rank]), float(x[n - 1 - lo_rank]), _coverage(n, lo_rank))
+
+
+def median_ci(samples: ArrayLike, *, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(median, low, high)`` of :func:`median_interval`."""
+    return median_interval(samples, confidence=confidence)[:3]
+
+
+#: fewest samples whose whole range covers the median with 95%: 1 - 2 * 0.5**6 = 96.9%
+MIN_SAMPLES_95 = 6
 
 
 def _coverage(n: int, lo_rank: int) -> float:

@@ -96,7 +96,7 @@ def measure_epoch(
         warmup_calls=0,
         min_sample_s=0.0,
         budget_s=settings.budget_s,
-        min_samples=max(2, min(settings.min_samples, 3)),
+        min_samples=settings.min_samples,  # enough for a 95% interval of the median
         max_samples=settings.min_samples,
     )
     with timing.CompileCounter.counting() as counter:

@@ -19,7 +19,7 @@ def summarize(samples: list[float], sync_samples: list[float], loops: int) -> di
     """Statistics of per-call samples (seconds): median with its 95% interval, min, mean,
     standard deviation, IQR, and the median of the synced samples; the samples themselves."""
     x = np.asarray(samples, dtype=float)
-    med, lo, hi = stats.median_ci(x)
+    med, lo, hi, level = stats.median_interval(x)
     q1, q3 = np.percentile(x, [25, 75])
     sync_med = float(np.median(sync_samples)) if sync_samples else float("nan")
     return {
@@ -30,6 +30,7 @@ def summarize(samples: list[float], sync_samples: list[float], loops: int) -> di
         "call_iqr_s": float(q3 - q1),
         "call_ci_low_s": lo,
         "call_ci_high_s": hi,
+        "ci_level": level,
         "n_samples": int(x.size),
         "loops_per_sample": int(loops),
         "sync_call_median_s": sync_med,
@@ -43,6 +44,7 @@ def per_step(figures: dict[str, Any], steps_per_call: int) -> dict[str, Any]:
     n = max(int(steps_per_call), 1)
     out: dict[str, Any] = {
         "n_samples": figures["n_samples"],
+        "step_ci_level": figures.get("ci_level"),
         "loops_per_sample": figures["loops_per_sample"],
         "samples_s": [v / n for v in figures["samples_s"]],
         "sync_samples_s": [v / n for v in figures["sync_samples_s"]],

@@ -90,6 +90,8 @@ COLUMNS: dict[str, str] = {
     "step_iqr_s": "interquartile range of samples, per step (s)",
     "step_ci_low_s": "95% confidence interval of the median, low end (s)",
     "step_ci_high_s": "95% confidence interval of the median, high end (s)",
+    "step_ci_level": "the interval's exact coverage of the median (binomial order statistics): "
+    "at least 0.95 from 6 samples on; below, the whole range, and less (0.9375 for 5)",
     "n_samples": "number of timed samples",
     "loops_per_sample": "calls per sample before one block_until_ready",
     "step_median_max_s": "slowest process's median step time (multi-process runs) (s)",

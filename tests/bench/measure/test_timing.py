@@ -337,3 +337,24 @@ def test_measure_predict_for_jit():
     assert row["compile_s"] > 0 and row["trace_s"] > 0
     # a forward pass costs less than a whole SGD step
     assert row["flops"] < measured("jit")["flops"]
+
+
+# --- the epoch kernel -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["jit", "scan"])
+def test_measure_epoch_times_whole_epochs(variant):
+    from bench.measure.epoch import measure_epoch
+
+    rng = np.random.RandomState(0)
+    images = rng.rand(1000, 784).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 1000)]
+    spec = {**spec_for(variant), "kernel": "epoch", "layer_sizes": [784, 10], "batch_size": 128}
+    row = measure_epoch(spec, images, labels, TimingSettings.preset("quick"))
+    assert row["steps_per_call"] == 8  # 7 batches of 128 and one of 104
+    assert row["n_samples"] >= 6 and row["step_ci_level"] >= 0.95
+    assert row["flops"] == 2 * 128 * 7840 * 2  # one step: forward and the weight gradient
+    assert row["recompiles"] == 0 and row["step_median_s"] > 0
+    assert row["step_median_s"] * row["steps_per_call"] == pytest.approx(
+        np.median(np.asarray(row["samples_s"]) * 8)
+    )

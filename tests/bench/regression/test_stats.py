@@ -76,3 +76,22 @@ def test_median_ci_and_mann_whitney_edges():
 
 
 # --------------------------------------------------------------------------- CLI: exit codes
+
+
+def test_the_interval_of_the_median_says_its_exact_coverage():
+    rng = np.random.default_rng(0)
+    for n, level in ((2, 0.5), (5, 0.9375), (6, 1 - 2 * 0.5**6)):
+        x = rng.random(n)
+        med, lo, hi, got = stats.median_interval(x)
+        assert (lo, hi) == (x.min(), x.max()) and got == pytest.approx(level)
+    med, lo, hi, got = stats.median_interval(rng.random(30))
+    assert 0.95 <= got < 0.99 and lo > 0 and hi < 1  # order statistics inside the range
+    assert stats.MIN_SAMPLES_95 == 6
+
+
+def test_every_timing_preset_takes_enough_samples_for_95_percent():
+    from bench.protocol import TimingSettings
+
+    for name in ("quick", "default", "full"):
+        n = TimingSettings.preset(name).min_samples
+        assert stats.median_interval(np.arange(n, dtype=float))[3] >= 0.95, name
