@@ -319,6 +319,14 @@ def groups(specs: list[Spec]) -> list[tuple[tuple[str, int], list[Spec]]]:
     return sorted(out.items())
 
 
+def arithmetic(specs: list[Spec]) -> dict[str, list[str]]:
+    """The arithmetic a run's matmuls computed in (its metadata's ``arithmetic``)."""
+    return {
+        "precisions": sorted({s["precision"] for s in specs}),
+        "grad_layouts": sorted({s["grad_layout"] for s in specs}),
+    }
+
+
 def peak_keys(specs: list[Spec]) -> list[str]:
     """The peaks the rows of ``specs`` are measured against: one per arithmetic."""
     return sorted({rows.peak_key(s["dtype"], s.get("precision")) for s in specs})

@@ -30,7 +30,7 @@ from typing import Any
 
 from mnist_kernels.argtypes import positive_float, positive_int
 
-from .. import protocol
+from .. import protocol, selection
 from ..format import say
 from ..protocol import ProtocolError, TimingSettings
 from ..regression.render import present
@@ -143,6 +143,7 @@ def _plan(args: argparse.Namespace, chosen: Selection, out: Path) -> tuple[dict,
         peaks=peaks,
         skipped=skipped,
         configurations=len(specs),
+        arithmetic=selection.arithmetic(specs),
         settings=TimingSettings.preset(chosen.preset).to_json(),
     )
     return common, peaks, specs, skipped

@@ -40,13 +40,17 @@ class Worker:
         self.dataset: dict[str, Any] = {"name": "synthetic", "real": False, "source": None}
 
     def init(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Settings and examples; then a warm-up compile (see :func:`kernels.warm_compile`)."""
+        from .kernels import warm_compile
+
         self.settings = TimingSettings.from_json(req.get("settings") or {})
         self.images, self.labels, self.dataset = load_examples(
             req.get("dataset", "fashion-mnist"),
             req.get("data_dir"),
             int(req.get("n_examples", 8192)),
         )
-        return {"event": "ready", "dataset": self.dataset, "pid": os.getpid()}
+        warmed = warm_compile()  # on this worker's backend (its default one)
+        return {"event": "ready", "dataset": self.dataset, "pid": os.getpid(), "warmed": warmed}
 
     def measure(self, spec: dict[str, Any], devices: list[Any] | None = None) -> dict[str, Any]:
         """The row of ``spec``: measured, or ``status`` ``error``/``skipped`` with the reason."""

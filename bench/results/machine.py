@@ -25,15 +25,26 @@ from . import schema
 
 #: the source tree this code runs from (the one a worker imports unless told otherwise).
 ROOT = Path(__file__).resolve().parents[2]
+#: environment variables that change what XLA, JAX, PyTorch or the math libraries do
 ENV_PREFIXES = (
     "XLA_",
     "JAX_",
     "TF_CPP_",
-    "CUDA_VISIBLE_DEVICES",
+    "CUDA_",
+    "CUBLAS_",
+    "CUDNN_",
+    "NVIDIA_",  # NVIDIA_TF32_OVERRIDE among them
     "TPU_",
+    "LIBTPU_",
+    "PJRT_",
     "NCCL_",
+    "TORCH",  # TORCH_*, TORCHINDUCTOR_*, TORCHDYNAMO_*
+    "PYTORCH_",
     "OMP_",
+    "KMP_",
     "MKL_",
+    "DNNL_",
+    "ONEDNN_",
     "OPENBLAS_",
 )
 
@@ -141,7 +152,7 @@ def metadata(
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run_id,
         "tool_version": tool_version(),
-        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy")},
+        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy", "software")},
         "backends": backends,
         "cpu": info,
         "env": env(),

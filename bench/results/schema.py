@@ -106,7 +106,9 @@ COLUMNS: dict[str, str] = {
     "min_bytes": "bytes one step must move at least: batch read once, params read and written",
     "arithmetic_intensity": "flops / min_bytes, the same byte count for every framework (FLOP/byte)",
     "peak_memory_bytes": "compiled.memory_analysis(): arguments + outputs + temporaries - aliased",
-    "device_peak_bytes_in_use": "device memory_stats() peak_bytes_in_use, where the backend has it",
+    "device_peak_bytes_in_use": "the most device memory this configuration used above what "
+    "was in use before it (memory_stats(); empty where the backend keeps no count, or where the "
+    "allocator's peak, which never resets, was set by an earlier configuration)",
     "peak_flops_per_s": "measured matmul peak of this backend and dtype, same run (FLOP/s)",
     "peak_bandwidth_bytes_per_s": "measured copy bandwidth of this backend, same run (byte/s)",
     "peak_fraction": "flops_per_s / peak_flops_per_s",
@@ -156,7 +158,10 @@ METADATA_KEYS = (
     "jax",
     "jaxlib",
     "numpy",
-    "backends",  # {backend: {platform_version, device_kind, device_count, memory_bytes}}
+    "software",  # {packages: {name: version}, torch: {version, build, cuda, ...}, jax_environment}
+    "arithmetic",  # {precisions: [...], grad_layouts: [...]}: what the run's matmuls computed in
+    "backends",  # {backend: {platform_version, device_kind, device_count, memory_bytes (the
+    # device's own, where known), allocator_limit_bytes (what JAX's allocator may use)}}
     "cpu",  # {model, cores, memory_bytes}
     "env",  # XLA_* and JAX_* variables
     "git",  # {commit, dirty}

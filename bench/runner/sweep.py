@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import protocol
+from .. import protocol, selection
 from ..format import say
 from ..protocol import TimingSettings
 from ..results import machine
@@ -202,6 +202,7 @@ class Sweep:
             skipped=p.skipped,
             settings=TimingSettings.preset(self.selection.preset).to_json(),
             configurations=len(p.specs),
+            arithmetic=selection.arithmetic(p.specs),
         )
         for key in ("start_time", "command", "peaks_measured"):
             if old.get(key):

@@ -48,6 +48,7 @@ def plain_run(tmp_path_factory):
         *TINY,
         *["--variants", "jit", "--kernels", "update,predict", "--backends", "cpu,tpu"],
         *["--out", str(out)],
+        env=bench_env(NVIDIA_TF32_OVERRIDE="0", TORCH_LOGS="-dynamo"),
     )
     assert r.returncode == 0, r.stderr
     return out, r
@@ -82,6 +83,15 @@ def test_run_writes_results_csv_and_metadata(plain_run):
     assert meta["dataset"]["name"] in ("fashion-mnist", "mnist", "synthetic")
     assert set(df["dataset"]) == {meta["dataset"]["name"]}
     assert set(df["run_id"]) == {meta["run_id"]}
+    # what decides the arithmetic: the settings, the libraries and their builds, the variables
+    assert meta["arithmetic"] == {"precisions": ["highest"], "grad_layouts": ["tuned"]}
+    assert set(df["precision"]) == {"highest"} and set(df["grad_layout"]) == {"tuned"}
+    software = meta["software"]
+    assert software["packages"]["jax"] == meta["jax"] and "jaxlib" in software["packages"]
+    assert "jax:" in software["jax_environment"]
+    if software["torch"] is not None:
+        assert software["torch"]["build"] in ("cpu", "cuda") and software["torch"]["version"]
+    assert meta["env"]["NVIDIA_TF32_OVERRIDE"] == "0" and meta["env"]["TORCH_LOGS"] == "-dynamo"
 
     # results.csv: one line per configuration, layer sizes written like 784,10 in one field
     import csv
