@@ -397,3 +397,29 @@ def test_device_memory_is_the_configurations_own_or_none():
     assert measure.own_peak_bytes([dev], measure.memory_in_use([dev])) is None
     cpu = FakeDevice(None, None)  # the CPU keeps no count
     assert measure.memory_in_use([cpu]) is None and measure.own_peak_bytes([cpu], None) is None
+
+
+def test_multi_device_calls_are_pipelined_with_a_bounded_queue(monkeypatch):
+    """Multi-device CPU rows are timed like one-device rows, with at most MAX_IN_FLIGHT calls
+    queued: one call in MAX_IN_FLIGHT waits for its result (unbounded, XLA:CPU's collectives
+    deadlock); without a bound none does."""
+    waited = []
+    monkeypatch.setattr(jax, "block_until_ready", lambda x: waited.append(x) or x)
+
+    class Kernel:
+        def update(self, p, batch):
+            return p + 1
+
+    bound = measure.MAX_IN_FLIGHT
+    call = measure._timed_call({"kernel": "update"}, Kernel(), None, None, bound)
+    state = 0
+    for _ in range(3 * bound + 1):
+        state = call(state)
+    assert state == 3 * bound + 1 and waited == [bound, 2 * bound, 3 * bound]
+    waited.clear()
+    call = measure._timed_call({"kernel": "update"}, Kernel(), None, None, None)
+    for _ in range(3 * bound):
+        state = call(state)
+    assert waited == []
+    row = measured("shard_map")  # 4 devices
+    assert row["options"]["max_in_flight"] == bound
