@@ -311,12 +311,28 @@ def _why_not(variant, kernel, sizes, batch, n, backend, info, options, peers_mis
 
 
 def groups(specs: list[Spec]) -> list[tuple[tuple[str, int], list[Spec]]]:
-    """Specs grouped by the worker process they need: (backend, devices that process has)."""
+    """Specs grouped by the worker process they need (backend, devices that process has), each
+    group :func:`interleaved`."""
     out: dict[tuple[str, int], list[Spec]] = {}
     for s in specs:
         key = (s["backend"], s["n_devices"] if s["backend"] == "cpu" else 0)
         out.setdefault(key, []).append(s)
-    return sorted(out.items())
+    return [(key, interleaved(group)) for key, group in sorted(out.items())]
+
+
+def cell(spec: Spec) -> tuple:
+    """What the configurations compared with each other share: kernel, model, batch, dtype,
+    precision (they differ in variant, framework, layout or devices)."""
+    sizes = tuple(spec["layer_sizes"])
+    return (spec["kernel"], len(sizes), sizes, spec["batch_size"], spec["dtype"], spec["precision"])
+
+
+def interleaved(specs: list[Spec]) -> list[Spec]:
+    """``specs`` ordered so that the configurations compared with each other are measured one
+    after the other (round-robin over the variants of each cell), not in blocks of one variant:
+    a slow spell of the machine then falls on a cell's variants alike, and the row it spoils
+    stands out beside its neighbours instead of making a variant look slower everywhere."""
+    return sorted(specs, key=lambda s: cell({"precision": None, **s}))
 
 
 def arithmetic(specs: list[Spec]) -> dict[str, list[str]]:

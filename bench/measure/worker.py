@@ -38,6 +38,7 @@ class Worker:
         self.images: np.ndarray | None = None
         self.labels: np.ndarray | None = None
         self.dataset: dict[str, Any] = {"name": "synthetic", "real": False, "source": None}
+        self.canary: Any = None  # started by init
 
     def init(self, req: dict[str, Any]) -> dict[str, Any]:
         """Settings and examples; then a warm-up compile (see :func:`kernels.warm_compile`)."""
@@ -50,6 +51,9 @@ class Worker:
             int(req.get("n_examples", 8192)),
         )
         warmed = warm_compile()  # on this worker's backend (its default one)
+        from .canary import Canary
+
+        self.canary = Canary()
         return {"event": "ready", "dataset": self.dataset, "pid": os.getpid(), "warmed": warmed}
 
     def measure(self, spec: dict[str, Any], devices: list[Any] | None = None) -> dict[str, Any]:
@@ -58,7 +62,10 @@ class Worker:
         t0 = time.perf_counter()
         try:
             inject_fault(spec)
+            before = self.canary.ratio() if self.canary else None
             row.update(self._measure(spec, devices))
+            if self.canary:  # how slow the machine ran around this measurement
+                row["canary_ratio"] = max(before, self.canary.ratio())
             row["status"] = "ok"
         except Exception as e:
             skipped = type(e).__name__ == "PeerUnavailable"

@@ -185,6 +185,10 @@ def _compare_row(
             confidence=s.confidence,
         )
         res.verdict, res.note = cmp.verdict, cmp.note
+        spells = [side for side, rec in (("baseline", b), ("current", c)) if _unstable(rec)]
+        if spells:
+            why = f"{' and '.join(spells)} measured while the machine ran slow (unstable)"
+            res.note = f"{res.note}; {why}" if res.note else why
         res.base_median_s, res.cur_median_s = cmp.base_median, cmp.cur_median
         res.ratio, res.ci_low, res.ci_high = cmp.ratio, cmp.ci_low, cmp.ci_high
         res.p, res.n_base, res.n_cur = cmp.p, cmp.n_base, cmp.n_cur
@@ -214,6 +218,11 @@ def _compare_row(
             continue
         res.figures.append(FigureChange(metric, bv, cv, tol, not _close(bv, cv, tol)))
     return res
+
+
+def _unstable(row: dict[str, Any]) -> bool:
+    value = row.get("unstable")
+    return value is True or value == 1 or str(value).lower() == "true"
 
 
 def pass_medians(row: dict[str, Any]) -> list[float]:

@@ -160,7 +160,8 @@ class Builder:
             "Step time",
             f"Step median per SGD step with its 95% confidence interval in brackets; "
             f"{tables.FASTEST} marks the fastest variant of each batch size for a machine, "
-            "layer sizes, kernel, dtype and precision. (stock): the variant with jax.grad's "
+            f"layer sizes, kernel, dtype and precision; {tables.UNSTABLE} a row measured while "
+            "the machine ran slow (see Errors and skips). (stock): the variant with jax.grad's "
             "own weight-gradient layout; without it, the tuned one. notebook: the seed "
             "notebook's step (stock jax.grad, a host batch at every call).",
         )

@@ -25,6 +25,8 @@ from ..results import rows, schema
 PEER_FRAMEWORKS = ("torch", "numpy")
 COMPILE_PARTS = schema.COMPILE_COLUMNS
 FASTEST = "★"
+#: marks a row measured while the machine ran slow (its row in "Errors and skips" says more)
+UNSTABLE = "⚠"
 NO_PEERS = "no peer rows (install the `peers` extra)"
 
 
@@ -246,6 +248,7 @@ def step_times(df: pd.DataFrame) -> pd.DataFrame:
     ]
     best = ok.groupby([*group, "batch_size"])["step_median_s"].transform("min")
     ok.loc[ok["step_median_s"] == best, "cell"] += f" {FASTEST}"
+    ok.loc[_unstable(ok), "cell"] += f" {UNSTABLE}"
     wide = ok.pivot_table(
         index=[*group, "label"], columns="batch_size", values="cell", aggfunc="first"
     )
@@ -367,18 +370,32 @@ def roofline_data(df: pd.DataFrame) -> pd.DataFrame:
     return ok
 
 
+def _unstable(df: pd.DataFrame) -> pd.Series:
+    """Rows kept although their measurement was disturbed (see bench.runner.loop.RetryPolicy)."""
+    if "unstable" not in df:
+        return pd.Series(False, index=df.index)
+    return df["unstable"].map(lambda v: v is True or v == 1 or str(v).lower() == "true")
+
+
 def errors(df: pd.DataFrame, metas: Sequence[dict[str, Any]] = ()) -> pd.DataFrame:
-    """Rows that did not finish (error, timeout, skipped) and the run's skip list, with the
-    message or reason."""
+    """Rows that did not finish (error, timeout, skipped), rows measured while the machine was
+    slow (``unstable``), and the run's skip list, with the message or reason."""
     prepared = _prepared(df) if len(df) else df
-    bad = prepared[prepared["status"] != "ok"] if len(df) else df
+    bad = prepared[(prepared["status"] != "ok") | _unstable(prepared)] if len(df) else df
     rows = []
     for _, r in bad.iterrows():
         what = (
             f"{r['framework']} {r['label']} {r['kernel']} {r['layer_sizes']} "
             f"batch {r['batch_size']} {r['dtype']}"
         )
-        rows.append([r.get("run", ""), r["machine"], r["status"], what, r.get("error")])
+        status, why = r["status"], r.get("error")
+        if status == "ok":
+            status = "unstable"
+            why = (
+                f"measured while the machine ran slow (canary ×{float(r.get('canary_ratio') or 0):.2f} "
+                f"after {int(r.get('load_retries') or 0)} retries): its figures may hold the spell"
+            )
+        rows.append([r.get("run", ""), r["machine"], status, what, why])
     for meta in metas:
         for item in meta.get("skipped") or []:
             if isinstance(item, dict):

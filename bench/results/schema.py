@@ -117,6 +117,12 @@ COLUMNS: dict[str, str] = {
     "hlo_fusions": "fusion instructions in the optimized HLO",
     "recompiles": "backend compiles during the steady-state samples (must be 0)",
     "wall_s": "wall time spent on this configuration (s)",
+    "canary_ratio": "how slow the worker's canary (a fixed reference workload) ran around this "
+    "measurement, against its best in that worker: 1 as quick as the machine gets",
+    "load_retries": "times the measurement was taken again because it was disturbed (the canary "
+    "ran slow, or other jobs loaded the CPUs)",
+    "unstable": "true when the measurement was still disturbed after its retries: a slow spell "
+    "of the machine, not the kernel, may be in its figures",
     "repeats": "passes measured, each in a fresh process (`--repeats`; empty: one)",
     "passes_kept": "the passes pooled into this row: those within 5% of the fastest (from 0)",
     "pass_medians_s": "each pass's step median (s); every pass in full in repeats.jsonl",

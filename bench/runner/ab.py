@@ -3,7 +3,8 @@ same code twice, or one side doing more work): two arms in the
 :class:`~bench.runner.loop.Runner`, each spec measured by both back to back, the one going first
 alternating, each side in a worker process importing its own tree; ``passes`` passes with fresh
 workers, each side's fastest passes pooled. A measurement during which other jobs used more
-than ``max_foreign_load`` of the CPUs is redone, both sides.
+than ``max_foreign_load`` of the CPUs, or around which a worker's canary ran slow (a worker of
+a commit from before the canary reports none), is redone, both sides.
 
 On a small shared machine a worker can run slow for its whole life and the machine has slow
 spells, 10-80% slower; interference only ever slows a measurement down, while a real slowdown
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..results import machine
-from .loop import Arm, LoadPolicy, Runner
+from .loop import Arm, RetryPolicy, Runner
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
 from .progress import Progress
 
 DEFAULT_MAX_FOREIGN_LOAD = 0.05  # of all CPUs: a measurement under more is done again
 DEFAULT_RETRIES = 3
+#: a measurement around which the worker's canary ran this much slower than its best is redone
+CANARY_RATIO = 1.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +60,7 @@ def interleaved(
         passes=settings.passes,
         offset=settings.offset,
         peaks=peaks,
-        load=LoadPolicy(settings.max_foreign_load, DEFAULT_RETRIES),
+        retry=RetryPolicy(settings.max_foreign_load, CANARY_RATIO, DEFAULT_RETRIES),
         progress=Progress(quiet=settings.quiet, bar=False),
         keep_partial=True,
     )

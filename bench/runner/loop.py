@@ -13,8 +13,8 @@ recorded in each arm's run directory.
   count) is measured ``passes`` times, each pass with fresh workers; every pass as measured goes
   to ``repeats.jsonl`` and the row of a spec pools its fastest passes
   (:func:`bench.results.rows.merge_passes`) once its last pass is done.
-- A :class:`LoadPolicy` redoes the measurement of a spec (every arm) while other processes
-  keep the CPUs busy.
+- A :class:`RetryPolicy` redoes the measurement of a spec (every arm) while other processes
+  keep the CPUs busy or the worker's canary runs slow, and marks what stays disturbed.
 """
 
 from __future__ import annotations
@@ -67,15 +67,34 @@ class Measurer(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class LoadPolicy:
-    """Measure a spec again (every arm, up to ``retries`` times) when other processes used
-    more than ``max_foreign_load`` of the CPUs meanwhile; not while the last two specs found
-    the machine loaded all along (then the load is not passing)."""
+class RetryPolicy:
+    """When a measurement was disturbed, and how often to take it again (every arm).
 
-    max_foreign_load: float = 0.05
+    A measurement is disturbed when other processes used more than ``max_foreign_load`` of the
+    CPUs meanwhile (``foreign_load``, ``bench ab``), or when the worker's canary ran more than
+    ``max_canary_ratio`` times its best around it (``canary_ratio``); ``None`` disables either
+    test. It is taken again up to ``retries`` times, ``backoff_s`` times the attempt apart
+    (the spell may pass); a measurement still disturbed is kept and marked ``unstable``. Retries
+    stop being spent while the last two specs found the machine disturbed all along.
+    """
+
+    max_foreign_load: float | None = 0.05
+    max_canary_ratio: float | None = None
     retries: int = 3
-    #: seconds to wait before the k-th retry: k times this (the other job may be passing)
     backoff_s: float = 0.5
+
+    def disturbance(self, row: Row) -> str | None:
+        """Why ``row``'s measurement was disturbed, or None."""
+        load, canary = row.get("foreign_load"), row.get("canary_ratio")
+        if self.max_foreign_load is not None and (load or 0.0) > self.max_foreign_load:
+            return f"other jobs used {load:.0%} of the CPUs meanwhile"
+        if self.max_canary_ratio is not None and (canary or 0.0) > self.max_canary_ratio:
+            return f"the canary ran ×{canary:.2f} its best"
+        return None
+
+
+#: the sweep's policy: the worker's canary, 25% slower than its best, two retries
+SWEEP_RETRIES = RetryPolicy(max_foreign_load=None, max_canary_ratio=1.25, retries=2)
 
 
 class Runner:
@@ -87,7 +106,7 @@ class Runner:
       passes: measurements of each spec per arm, each pass with fresh workers.
       offset: which arm goes first on the first spec (then it alternates).
       peaks: the machine's peaks, for the derived columns.
-      load: redo measurements taken under other jobs' load (None: never).
+      retry: redo disturbed measurements (None: never).
       progress: the display (None: nothing shown).
       keep_partial: on an interrupt, still record a row for every spec some pass measured.
     """
@@ -100,14 +119,14 @@ class Runner:
         passes: int = 1,
         offset: int = 0,
         peaks: dict[str, Any] | None = None,
-        load: LoadPolicy | None = None,
+        retry: RetryPolicy | None = None,
         progress: Progress | None = None,
         keep_partial: bool = False,
     ) -> None:
         self.arms, self.measurer, self.passes = arms, measurer, max(1, int(passes))
-        self.offset, self.peaks, self.load = offset, peaks or {}, load
+        self.offset, self.peaks, self.retry = offset, peaks or {}, retry
         self.progress, self.keep_partial = progress, keep_partial
-        self.pairs = self.loaded = self.redone = 0  # measurements; those under load; redone
+        self.pairs = self.loaded = self.redone = 0  # measurements; kept disturbed; redone
         self._busy = 0
         self._measured: dict[tuple[str, str], list[Row]] = {}
         self._first: dict[str, list[str]] = {}
@@ -115,13 +134,12 @@ class Runner:
 
     def run(self, specs: list[Spec]) -> None:
         """Measure ``specs``: per group, ``passes`` passes, each with fresh workers."""
-        index = {s["config_id"]: i for i, s in enumerate(specs)}
         if self.progress is not None:
             self.progress.begin(len(specs) * self.passes)
         try:
             for (backend, n), group in selection.groups(specs):
                 for p in range(self.passes):
-                    self._pass(backend, n, group, p, index)
+                    self._pass(backend, n, group, p)
         finally:
             if self.progress is not None:
                 self.progress.close()
@@ -130,13 +148,13 @@ class Runner:
                     if spec["config_id"] not in self._recorded:
                         self._finish(spec)
 
-    def _pass(self, backend: str, n: int, group: list[Spec], p: int, index: dict) -> None:
+    def _pass(self, backend: str, n: int, group: list[Spec], p: int) -> None:
         for arm in self.arms:
             self.measurer.start(arm, backend, n)
         kill = True
         try:
-            for spec in group:
-                k = (self.offset + p + index[spec["config_id"]]) % len(self.arms)
+            for i, spec in enumerate(group):
+                k = (self.offset + p + i) % len(self.arms)
                 order = self.arms[k:] + self.arms[:k]
                 self._first.setdefault(spec["config_id"], []).append(order[0].name)
                 measured = self._together(spec, order)
@@ -159,24 +177,25 @@ class Runner:
                 self.measurer.stop(arm, kill=kill)
 
     def _together(self, spec: Spec, order: list[Arm]) -> dict[str, Row]:
-        """Each arm measures ``spec`` in turn; again while other jobs loaded the machine."""
-        tries = self.load.retries if self.load is not None and self._busy < 2 else 0
+        """Each arm measures ``spec`` in turn; again while the measurement was disturbed."""
+        policy = self.retry
+        tries = policy.retries if policy is not None and self._busy < 2 else 0
         for attempt in range(tries + 1):
             measured = {arm.name: self.measurer.measure(arm, spec) for arm in order}
-            if self.load is None:
+            if policy is None:
                 return measured
-            load = max(r.get("foreign_load") or 0.0 for r in measured.values())
-            if load <= self.load.max_foreign_load or attempt == tries:
+            why = next(filter(None, map(policy.disturbance, measured.values())), None)
+            if why is None or attempt == tries:
                 break
             self.redone += 1
             if self.progress is not None and not self.progress.quiet:
-                say(f"  other jobs used {load:.0%} of the CPUs meanwhile: measuring again")
-            time.sleep(self.load.backoff_s * (attempt + 1))
-        busy = load > self.load.max_foreign_load
-        self._busy = self._busy + 1 if busy else 0
-        self.pairs, self.loaded = self.pairs + 1, self.loaded + busy
+                say(f"  {why}: measuring again")
+            time.sleep(policy.backoff_s * (attempt + 1))
+        self._busy = self._busy + 1 if why else 0
+        self.pairs, self.loaded = self.pairs + 1, self.loaded + bool(why)
         for row in measured.values():
             row["load_retries"] = attempt
+            row["unstable"] = bool(why)
         return measured
 
     def _finish(self, spec: Spec) -> None:

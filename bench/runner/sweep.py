@@ -25,7 +25,7 @@ from ..results.rundir import RunDir
 from ..results.schema import SchemaError
 from ..selection import Selection, Spec, n_examples, peak_keys
 from . import probe as probing
-from .loop import Arm, Runner
+from .loop import SWEEP_RETRIES, Arm, Runner
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
 from .progress import Progress
 
@@ -221,7 +221,9 @@ class Sweep:
         measurer = WorkerMeasurer(init, self.logs, timeout=self.settings.timeout)
         progress = Progress(quiet=self.settings.quiet)
         passes = self.settings.repeats
-        runner = Runner([arm], measurer, passes=passes, peaks=peaks, progress=progress)
+        runner = Runner(
+            [arm], measurer, passes=passes, peaks=peaks, progress=progress, retry=SWEEP_RETRIES
+        )
         try:
             runner.run(todo)
         except KeyboardInterrupt:

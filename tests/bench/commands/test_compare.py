@@ -408,3 +408,11 @@ def test_rows_of_different_arithmetic_are_never_compared(tmp_path, capsys):
     got = sorted((r["verdict"], r["grad_layout"]) for r in rows)
     assert got == [("new", "stock"), ("same", "tuned")]  # the old row matches today's usual
     assert "jit update 784,10 b128 float32 stock 1dev" in capsys.readouterr().out
+
+
+def test_a_row_measured_in_a_slow_spell_is_said_to_be(tmp_path):
+    a = write_run(tmp_path / "a", [make_row()])
+    b = write_run(tmp_path / "b", [make_row(samples=noise(2), unstable=True, canary_ratio=1.6)])
+    assert run_cli(a, b, "--json", tmp_path / "c.json") == 0
+    (row,) = json.loads((tmp_path / "c.json").read_text())["rows"]
+    assert "current measured while the machine ran slow (unstable)" in row["note"]

@@ -82,9 +82,9 @@ def test_the_interval_of_the_median_says_its_exact_coverage():
     rng = np.random.default_rng(0)
     for n, level in ((2, 0.5), (5, 0.9375), (6, 1 - 2 * 0.5**6)):
         x = rng.random(n)
-        med, lo, hi, got = stats.median_interval(x)
+        _med, lo, hi, got = stats.median_interval(x)
         assert (lo, hi) == (x.min(), x.max()) and got == pytest.approx(level)
-    med, lo, hi, got = stats.median_interval(rng.random(30))
+    _med, lo, hi, got = stats.median_interval(rng.random(30))
     assert 0.95 <= got < 0.99 and lo > 0 and hi < 1  # order statistics inside the range
     assert stats.MIN_SAMPLES_95 == 6
 

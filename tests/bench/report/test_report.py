@@ -350,3 +350,17 @@ def test_markdown_table_escapes() -> None:
     md = render.markdown_table(pd.DataFrame({"a|b": ["x|y", "<b>"], "c": [None, 1.5]}))
     assert md.splitlines()[0] == "| a\\|b | c |"
     assert "| x\\|y | — |" in md and "&lt;b&gt;" in md
+
+
+def test_rows_measured_in_a_slow_spell_are_marked(tmp_path: Path) -> None:
+    rows, meta = fixture_run("laptop")
+    spoiled = next(r for r in rows if r["variant"] == "vmap" and r["status"] == "ok")
+    spoiled.update(unstable=True, canary_ratio=1.7, load_retries=2)
+    run = write_run(tmp_path / "laptop", rows, meta)
+    frame = bench.load(run)
+    steps = tables.step_times(frame)
+    vmap = steps[steps["variant"] == "vmap"].astype(str)
+    assert vmap.apply(lambda col: col.str.contains(tables.UNSTABLE)).to_numpy().sum() == 1
+    errs = tables.errors(frame)
+    (line,) = errs[errs["status"] == "unstable"].to_dict(orient="records")
+    assert "vmap" in line["what"] and "canary ×1.70 after 2 retries" in line["error or reason"]

@@ -10,7 +10,7 @@ import pytest
 
 from bench import selection
 from bench.results.rundir import RunDir
-from bench.runner.loop import Arm, LoadPolicy, Runner
+from bench.runner.loop import Arm, RetryPolicy, Runner
 
 
 def specs(batches=(32, 64, 128), devices=(1,)) -> list[dict[str, Any]]:
@@ -117,14 +117,14 @@ def test_measurements_under_load_are_redone_then_kept(tmp_path):
     arms = [Arm(n, None, n) for n in ("a", "b")]
     # the first spec's first two attempts ran beside another job; the rest on a quiet machine
     fake = FakeMeasurer(load=lambda arm, spec, call: 0.5 if call < 4 else 0.0)
-    runner = Runner(arms, fake, load=LoadPolicy(0.05, retries=3, backoff_s=0.0))
+    runner = Runner(arms, fake, retry=RetryPolicy(0.05, retries=3, backoff_s=0.0))
     runner.run(plan)
     assert runner.redone == 2 and runner.loaded == 0 and runner.pairs == len(plan)
     measures = [c for c in fake.calls if c[0] == "measure"]
     assert len(measures) == 2 * (len(plan) + 2)
     # a machine loaded all along: retries stop being spent after two specs found it so
     fake = FakeMeasurer(load=lambda arm, spec, call: 0.9)
-    runner = Runner(arms, fake, load=LoadPolicy(0.05, retries=3, backoff_s=0.0))
+    runner = Runner(arms, fake, retry=RetryPolicy(0.05, retries=3, backoff_s=0.0))
     runner.run(specs(batches=(32, 64, 128)))
     assert runner.loaded == runner.pairs == 6
     assert runner.redone == 2 * 3  # three retries for each of the first two specs only
@@ -137,7 +137,7 @@ def test_an_interrupt_keeps_what_was_measured_when_asked(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         runner.run(plan)
     kept = {arm.name: [r["config_id"] for r in arm.out.rows()] for arm in arms}
-    assert kept["a"] == kept["b"] == [s["config_id"] for s in plan[:2]]
+    assert kept["a"] == kept["b"] == [s["config_id"] for s in selection.interleaved(plan)[:2]]
     # a sweep (no keep_partial) records only configurations whose passes all ran
     out = RunDir(tmp_path / "sweep").create()
     arm = Arm("", out, "r")
@@ -157,3 +157,72 @@ def test_the_last_pass_of_a_failed_configuration_is_its_row(tmp_path):
     Runner([arm], Failing(), passes=2).run(specs(batches=(32,)))
     assert {r["status"] for r in arm.out.rows()} == {"error"}
     assert arm.counts["error"] == len(arm.out.rows())
+
+
+def test_a_group_is_measured_cell_by_cell_not_variant_by_variant():
+    grid = selection.Grid("t", ("jit", "vmap", "numpy"), ("update",), ((784, 10),), (32, 64))
+    plan = selection.expand([grid], backends={"cpu": {"device_kind": "cpu", "device_count": 1}})[0]
+    assert [(s["variant"], s["batch_size"]) for s in plan][:2] == [("jit", 32), ("jit", 64)]
+    fake = FakeMeasurer()
+    Runner([Arm("", None, "r")], fake).run(plan)
+    measured = [c[2] for c in fake.calls if c[0] == "measure"]
+    by_id = {s["config_id"]: (s["variant"], s["batch_size"]) for s in plan}
+    assert [by_id[c] for c in measured] == [
+        ("jit", 32),
+        ("vmap", 32),
+        ("numpy", 32),
+        ("jit", 64),
+        ("vmap", 64),
+        ("numpy", 64),
+    ]
+
+
+def test_a_measurement_taken_in_a_slow_spell_is_redone_or_marked(tmp_path):
+    """Contention during one configuration (its worker's canary runs slow): that row is measured
+    again; if the spell lasts, it is kept and marked unstable; the others are untouched."""
+    plan = specs(batches=(32, 64, 128))
+    slow = plan[1]["config_id"]
+    spell = {"calls": 0}
+
+    class Contended(FakeMeasurer):
+        def measure(self, arm, spec):
+            row = super().measure(arm, spec)
+            hit = spec["config_id"] == slow and spell["calls"] < spell.get("length", 1)
+            spell["calls"] += spec["config_id"] == slow
+            return {**row, "canary_ratio": 2.0 if hit else 1.02}
+
+    def run(length):
+        spell.update(calls=0, length=length)
+        out = RunDir(tmp_path / f"spell-{length}")
+        arm = Arm("", out, "r")
+        policy = RetryPolicy(max_foreign_load=None, max_canary_ratio=1.25, retries=2, backoff_s=0)
+        runner = Runner([arm], Contended(), retry=policy)
+        runner.run(plan)
+        return runner, {r["config_id"]: r for r in out.rows()}
+
+    runner, got = run(length=1)  # a short spell: redone once, then fine
+    assert runner.redone == 1 and spell["calls"] == 2
+    assert (got[slow]["load_retries"], got[slow]["unstable"]) == (1, False)
+    runner, got = run(length=99)  # it lasts: every retry spent, the row kept and marked
+    assert runner.redone == 2 and got[slow]["unstable"] is True and got[slow]["load_retries"] == 2
+    for cid, row in got.items():
+        if cid != slow:
+            assert (row["load_retries"], row["unstable"]) == (0, False)
+
+
+def test_the_canary_compares_each_check_with_its_best():
+    from bench.measure.canary import REPS, Canary
+
+    now = [0.0]
+    # the warm-up run, then four checks of REPS runs: as usual, slow, quicker than ever, 1.2
+    durations = [0.0] + [1.0] * REPS + [1.5] * REPS + [0.8] * REPS + [1.2] * REPS
+
+    def run():
+        now[0] += durations.pop(0)
+
+    canary = Canary(run=run, clock=lambda: now[0])
+    assert canary.ratio() == 1.0  # the first check is the best so far
+    assert canary.ratio() == pytest.approx(1.5)  # a slow spell
+    assert canary.ratio() == pytest.approx(1.0)  # quicker than ever: the new best
+    assert canary.ratio() == pytest.approx(1.5)  # 1.2 against the best, 0.8
+    assert not durations
