@@ -101,11 +101,11 @@ class TimingSettings:
 
     warmup_calls: int = 2
     min_sample_s: float = 0.005
-    budget_s: float = 0.4
+    budget_s: float = 0.3
     #: 6: the fewest whose interval of the median covers 95% (bench.stats.MIN_SAMPLES_95)
     min_samples: int = 6
     max_samples: int = 200
-    sync_budget_s: float = 0.2
+    sync_budget_s: float = 0.15
     min_sync_samples: int = 3
     max_sync_samples: int = 100
     slow_call_s: float = 0.05

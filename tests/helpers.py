@@ -20,6 +20,24 @@ from bench.results import schema
 from mnist_kernels.data import FILES, write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
+#: set to 1 (by `nox -s tests` once the peers extra installed, or by CI) when PyTorch must be
+#: importable: the PyTorch tests then fail instead of skipping
+REQUIRE_PEERS_ENV = "MNIST_BENCH_REQUIRE_PEERS"
+
+
+def require_torch() -> Any:
+    """``torch``, or skip the test where PyTorch is not installed and not required."""
+    if os.environ.get(REQUIRE_PEERS_ENV) == "1":
+        import torch  # an ImportError fails the test: the peers were meant to be installed
+
+        return torch
+    import pytest
+
+    return pytest.importorskip(
+        "torch", reason=f"PyTorch is not installed (with {REQUIRE_PEERS_ENV}=1 this fails)"
+    )
+
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # --- bench in a subprocess ---------------------------------------------------------------------
@@ -170,3 +188,31 @@ def write_fake_dataset(
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the model, independently ---------------------------------------------------------------
+
+
+def numpy_forward(params, x):
+    """The model written out independently in NumPy: every layer's activations (the input
+    first) and the log-probabilities."""
+    acts = [x]
+    for w, b in params[:-1]:
+        acts.append(np.tanh(acts[-1] @ w + b))
+    z = acts[-1] @ params[-1][0] + params[-1][1]
+    z = z - z.max(1, keepdims=True)
+    return acts, z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def numpy_update(params, x, y, lr):
+    """One SGD step of the model with the backward pass written by hand in NumPy."""
+    acts, logp = numpy_forward(params, x)
+    dz = (np.exp(logp) - y) / x.shape[0]
+    grads = []
+    for i in range(len(params) - 1, -1, -1):
+        w, _ = params[i]
+        grads.append((acts[i].T @ dz, dz.sum(0)))
+        if i:
+            dz = (dz @ w.T) * (1 - acts[i] ** 2)
+    grads.reverse()
+    return [(w - lr * dw, b - lr * db) for (w, b), (dw, db) in zip(params, grads, strict=True)]

@@ -35,6 +35,7 @@ VARIANT_COLOURS: dict[str, str] = {
     "shard_map": "#9467bd",
     "sharded_tp": "#e377c2",
     "ensemble": "#17becf",
+    "notebook": "#393b79",
     "torch-eager": "#7f7f7f",
     "torch-compile": "#bcbd22",
     "numpy": "#111111",
@@ -49,6 +50,14 @@ def colour(variant: str) -> str:
     if base in VARIANT_COLOURS:
         return VARIANT_COLOURS[base]
     return _SPARE[int(hashlib.sha256(base.encode()).hexdigest(), 16) % len(_SPARE)]
+
+
+def line_style(label: str, framework: str = "jax") -> str:
+    """How a label's line is drawn: dashed for a peer, dotted for stock ``jax.grad`` (beside
+    the tuned line of its variant, same colour), solid otherwise."""
+    if framework != "jax":
+        return "--"
+    return ":" if str(label).endswith(tables.STOCK_SUFFIX) else "-"
 
 
 def figure(

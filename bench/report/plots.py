@@ -30,6 +30,7 @@ from .figure import (
     dominant_dtype,
     figure,
     label,
+    line_style,
     log2_batch_axis,
     log_axis,
     machine_order,
@@ -67,28 +68,28 @@ def _sweep_plot(
     layers = sorted(data["layer_sizes"].unique(), key=tables.layer_rank)
     fig, axes = figure(len(order), len(layers))
     batches = sorted(int(b) for b in data["batch_size"].unique())
-    labels: dict[str, bool] = {}  # label -> drawn dashed (a peer)
+    labels: dict[str, str] = {}  # label -> its line style
     for i, m in enumerate(order):
         for j, ls in enumerate(layers):
             ax = axes[i, j]
             part = data[(data["machine"] == m) & (data["layer_sizes"] == ls)]
             for lab in sorted(part["label"].unique(), key=tables.variant_rank):
                 g = part[part["label"] == lab].sort_values("batch_size")
-                dashed = g["framework"].iloc[0] != "jax"
+                style = line_style(lab, g["framework"].iloc[0])
                 ax.plot(
                     g["batch_size"],
                     g["y"],
                     marker="o",
                     ms=4,
                     color=colour(lab),
-                    ls="--" if dashed else "-",
+                    ls=style,
                     label=lab,
                 )
                 if band:
                     lo = pd.to_numeric(g["step_ci_low_s"], errors="coerce")
                     hi = pd.to_numeric(g["step_ci_high_s"], errors="coerce")
                     ax.fill_between(g["batch_size"], lo, hi, color=colour(lab), alpha=0.2, lw=0)
-                labels[lab] = dashed
+                labels[lab] = style
             log_axis(ax, "y", unit)
             log2_batch_axis(ax, batches)
             ax.set_ylabel(ylabel)
@@ -98,7 +99,7 @@ def _sweep_plot(
                 ax.text(0.5, 0.5, "no data", ha="center", transform=ax.transAxes)
     fig.suptitle(title)
     handles = [
-        Line2D([], [], color=colour(v), marker="o", ms=4, label=v, ls="--" if labels[v] else "-")
+        Line2D([], [], color=colour(v), marker="o", ms=4, label=v, ls=labels[v])
         for v in sorted(labels, key=tables.variant_rank)
     ]
     return save(fig, path, handles)

@@ -91,6 +91,10 @@ def device_label(n_processes: int, n_devices: int) -> str:
     return str(n_devices)
 
 
+#: the label suffix of a JAX row with stock ``jax.grad``
+STOCK_SUFFIX = " (stock)"
+
+
 def variant_label(variant: str, n_processes: int = 1, n_devices: int = 1, layout: str = "") -> str:
     """``jit``, or ``pmap ×4`` for a multi-device variant or a row spread over devices, with
     ``(stock)`` for a JAX variant run with jax.grad's own weight-gradient layout (the notebook's
@@ -99,7 +103,7 @@ def variant_label(variant: str, n_processes: int = 1, n_devices: int = 1, layout
     if variant in MULTI_DEVICE or int(n_devices) > 1:
         label = f"{variant} ×{device_label(n_processes, n_devices)}"
     if layout == "stock" and variant != "notebook":
-        label += " (stock)"
+        label += STOCK_SUFFIX
     return label
 
 

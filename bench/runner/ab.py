@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ..results import machine
-from .loop import Arm, RetryPolicy, Runner
+from .loop import MAX_CANARY_RATIO, Arm, RetryPolicy, Runner
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
 from .progress import Progress
 
 DEFAULT_MAX_FOREIGN_LOAD = 0.05  # of all CPUs: a measurement under more is done again
 DEFAULT_RETRIES = 3
-#: a measurement around which the worker's canary ran this much slower than its best is redone
-CANARY_RATIO = 1.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +58,7 @@ def interleaved(
         passes=settings.passes,
         offset=settings.offset,
         peaks=peaks,
-        retry=RetryPolicy(settings.max_foreign_load, CANARY_RATIO, DEFAULT_RETRIES),
+        retry=RetryPolicy(settings.max_foreign_load, MAX_CANARY_RATIO, DEFAULT_RETRIES),
         progress=Progress(quiet=settings.quiet, bar=False),
         keep_partial=True,
     )

@@ -47,7 +47,10 @@ def test_a_worker_refuses_fields_and_options_it_does_not_know():
 def test_an_older_worker_gets_only_what_it_honours():
     init = protocol.init("synthetic", None, 64, TimingSettings())
     old = protocol.for_worker(init, 0)
-    assert "slow_call_s" not in old["settings"] and old["settings"]["budget_s"] == 0.4
+    assert (
+        "slow_call_s" not in old["settings"]
+        and old["settings"]["budget_s"] == TimingSettings().budget_s
+    )
     assert protocol.for_worker(init, 1) == init  # the same version: as it is
     lockstep = protocol.init("synthetic", None, 64, TimingSettings(slow_call_s=math.inf))
     with pytest.raises(ProtocolError, match="slow_call_s=inf is not known to a protocol-0"):

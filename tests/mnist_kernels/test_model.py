@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import mnist_kernels as mk
+from tests.helpers import numpy_forward, numpy_update
 
 
 def _batch(n=16, seed=1):
@@ -12,28 +13,6 @@ def _batch(n=16, seed=1):
     x = rng.rand(n, 784).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.randint(0, 10, n)]
     return x, y
-
-
-def _np_forward(params, x):
-    acts = [x]
-    for w, b in params[:-1]:
-        acts.append(np.tanh(acts[-1] @ w + b))
-    z = acts[-1] @ params[-1][0] + params[-1][1]
-    z = z - z.max(1, keepdims=True)
-    return acts, z - np.log(np.exp(z).sum(1, keepdims=True))
-
-
-def _np_update(params, x, y, lr):
-    acts, logp = _np_forward(params, x)
-    dz = (np.exp(logp) - y) / x.shape[0]
-    grads = []
-    for i in range(len(params) - 1, -1, -1):
-        w, _ = params[i]
-        grads.append((acts[i].T @ dz, dz.sum(0)))
-        if i:
-            dz = (dz @ w.T) * (1 - acts[i] ** 2)
-    grads.reverse()
-    return [(w - lr * dw, b - lr * db) for (w, b), (dw, db) in zip(params, grads, strict=True)]
 
 
 def test_init_params_is_the_notebook_draw():
@@ -53,13 +32,13 @@ def test_init_params_is_the_notebook_draw():
 def test_predict_loss_update_match_numpy(sizes):
     params = mk.init_params(sizes)
     x, y = _batch()
-    _, ref_logp = _np_forward(params, x)
+    _, ref_logp = numpy_forward(params, x)
     np.testing.assert_allclose(mk.predict(params, x), ref_logp, atol=1e-5)
     np.testing.assert_allclose(mk.loss(params, (x, y)), -np.mean((ref_logp * y).sum(1)), rtol=1e-5)
     labels = y.argmax(1).astype(np.int32)
     np.testing.assert_allclose(mk.loss(params, (x, labels)), mk.loss(params, (x, y)), rtol=1e-6)
     new = mk.update(params, (x, y), lr=0.5)
-    ref = _np_update(params, x, y, 0.5)
+    ref = numpy_update(params, x, y, 0.5)
     for (w, b), (rw, rb) in zip(new, ref, strict=True):
         np.testing.assert_allclose(w, rw, atol=1e-5)
         np.testing.assert_allclose(b, rb, atol=1e-5)

@@ -1,11 +1,15 @@
-"""The training command: reference figures, synthetic learning, clear errors."""
+"""The training command: held epoch by epoch against the notebook's loop written out here in
+NumPy, reference figures, synthetic learning, clear errors."""
 
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnist_kernels import train
+from tests.helpers import numpy_forward, numpy_update, write_fake_dataset
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
@@ -15,6 +19,51 @@ def _epochs(capsys, argv):
     return [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
     ]
+
+
+def notebook_loop(layers, train, test, epochs, batch_size, lr):
+    """The seed notebook's training, independently: its init, its data order (one permutation
+    per epoch from one ``RandomState(0)``, consecutive slices, the last one short), the model and
+    its SGD step by hand in float64 NumPy (:func:`tests.helpers.numpy_update`). Yields each
+    epoch's (train, test) accuracy and the parameters."""
+    rng = np.random.RandomState(0)
+    params = [(0.1 * rng.randn(m, n), 0.1 * rng.randn(n)) for m, n in itertools.pairwise(layers)]
+    perm_rng = np.random.RandomState(0)
+    (x, y), n = train, len(train[0])
+
+    def accuracy(params, xs, ys):
+        return float(np.mean(numpy_forward(params, xs)[1].argmax(1) == ys.argmax(1)))
+
+    for _ in range(epochs):
+        perm = perm_rng.permutation(n)
+        for i in range(-(-n // batch_size)):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            params = numpy_update(params, x[idx].astype(np.float64), y[idx], lr)
+        yield accuracy(params, *train), accuracy(params, *test), params
+
+
+@pytest.mark.parametrize("variant", ["jit", "scan"])
+def test_the_command_is_the_notebook_loop_epoch_by_epoch(capsys, tmp_path, variant):
+    from mnist_kernels import data
+
+    write_fake_dataset(tmp_path / "data", n_train=1000, n_test=200)
+    layers, epochs, lr = [784, 32, 10], 3, 0.05
+    saved = tmp_path / "params.npz"
+    argv = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--layers", "784,32,10"]
+    argv += ["--epochs", str(epochs), "--lr", str(lr), "--variant", variant]
+    got = _epochs(capsys, [*argv, "--save-params", str(saved)])
+    train_x, train_y, test_x, test_y = data.load_dataset("mnist", tmp_path / "data")
+    want = list(notebook_loop(layers, (train_x, train_y), (test_x, test_y), epochs, 128, lr))
+    assert len(got) == epochs
+    assert got[-1]["train_accuracy"] > got[0]["train_accuracy"]  # it learns: a real check
+    for epoch, (g, (train_acc, test_acc, _)) in enumerate(zip(got, want, strict=True)):
+        # float32 against float64: a near-tie may flip one example
+        assert abs(g["train_accuracy"] - train_acc) <= 1 / 1000, epoch
+        assert abs(g["test_accuracy"] - test_acc) <= 1 / 200, epoch
+    final = np.load(saved)
+    for i, (w, b) in enumerate(want[-1][2]):
+        np.testing.assert_allclose(final[f"w{i}"], w, rtol=0, atol=2e-5)
+        np.testing.assert_allclose(final[f"b{i}"], b, rtol=0, atol=2e-5)
 
 
 def test_synthetic_is_learned(capsys):

@@ -14,6 +14,7 @@ import pytest
 from bench.measure import hlo
 from mnist_kernels import catalog, model, variants
 from mnist_kernels.matmul import Compute
+from tests.helpers import require_torch
 
 SIZES = [784, 64, 32, 10]
 BATCH = 32
@@ -106,7 +107,7 @@ def test_a_bfloat16_step_is_close_to_float32s_and_its_layouts_agree():
 
 def torch_matmuls(variant: str) -> list[list]:
     """The operand dtypes of every matmul one bfloat16 update of the PyTorch peer runs."""
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from bench.measure import peers

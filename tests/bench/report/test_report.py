@@ -13,6 +13,8 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,9 @@ import pytest
 import bench
 from bench import cli
 from bench.report import build as report
-from bench.report import plots, render, tables
+from bench.report import figure, plots, render, tables, targets
 from bench.results import schema
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, bench_env
 
 FIXTURES = FIXTURES / "report"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -297,6 +299,9 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "layer_sizes": "784,10",
         "batch_size": 128,
         "dtype": "float32",
+        "precision": "highest",
+        "grad_layout": "tuned",
+        "steps_per_call": 1,
         "status": "ok",
         "lower_s": 0.0,
         "compile_s": 0.0,
@@ -339,11 +344,135 @@ def test_scaling_on_a_hand_made_frame() -> None:
     assert path is None and reason == "scaling: only one device count (1) in these runs"
 
 
+def test_targets_on_a_hand_made_frame() -> None:
+    """Each target's verdict from rows made for it: met, not met, not measured; and the rows it
+    must not use (other device counts, other precision, bfloat16) change nothing."""
+    deep, logreg = targets.DEEP, targets.LOGREG
+    df = frame(
+        [
+            # vs torch, 784,10 b32: jit beats torch -> met
+            {"variant": "jit", "batch_size": 32, "step_median_s": 0.010},
+            {
+                "variant": "torch-eager",
+                "framework": "torch",
+                "batch_size": 32,
+                "step_median_s": 0.012,
+            },
+            # b128: torch wins against one device; a 4-device, a TF32-like "default" precision
+            # and a bfloat16 row are quicker but are not like for like -> NOT met
+            {"variant": "jit", "step_median_s": 0.020},
+            {"variant": "shard_map", "n_devices": 4, "step_median_s": 0.005},
+            {"variant": "jit", "precision": "default", "step_median_s": 0.001},
+            {"variant": "jit", "dtype": "bfloat16", "precision": "bf16", "step_median_s": 0.002},
+            {"variant": "torch-eager", "framework": "torch", "step_median_s": 0.015},
+            # deep net peak: 90% at b1024 (met), 50% at b4096 (not)
+            {
+                "variant": "jit",
+                "layer_sizes": deep,
+                "batch_size": 1024,
+                "step_median_s": 0.05,
+                "peak_fraction": 0.90,
+            },
+            {
+                "variant": "jit",
+                "layer_sizes": deep,
+                "batch_size": 4096,
+                "step_median_s": 0.2,
+                "peak_fraction": 0.50,
+            },
+            # bandwidth: 1 MB at 1 GB/s is 1 ms; 1.5 ms is within 2x
+            {
+                "variant": "jit",
+                "batch_size": 4096,
+                "step_median_s": 0.0015,
+                "min_bytes": 1e6,
+                "peak_bandwidth_bytes_per_s": 1e9,
+            },
+            # the epoch: a loop of 100 steps at 1 ms against a fused one at 0.1 ms -> 10x
+            {"variant": "jit", "kernel": "epoch", "step_median_s": 1e-3, "steps_per_call": 100},
+            {"variant": "scan", "kernel": "epoch", "step_median_s": 1e-4, "steps_per_call": 100},
+        ]
+    )
+    got = targets.evaluate(df)
+    verdict = {(r.target, r.configuration): r.verdict for r in got.itertuples()}
+    assert verdict["vs torch-eager", f"{logreg} batch 32"] == "met"
+    assert verdict["vs torch-eager", f"{logreg} batch 128"] == "NOT met"
+    assert verdict["vs torch-eager", f"{logreg} batch 1024"] == "not measured"
+    assert verdict["deep net peak", f"{deep} batch 1024"] == "met"
+    assert verdict["deep net peak", f"{deep} batch 4096"] == "NOT met"
+    assert verdict["bandwidth bound", f"{logreg} batch 4096"] == "met"
+    assert verdict["epoch", f"{logreg} batch 128"] == "met"
+    assert verdict["epoch", f"{deep} batch 128"] == "not measured"
+    measured = got.set_index(["target", "configuration"])["measured"]
+    assert measured["vs torch-eager", f"{logreg} batch 128"] == (
+        "jit 20.000 ms vs 15.000 ms (torch/jax 0.75×)"
+    )
+    assert measured["bandwidth bound", f"{logreg} batch 4096"].endswith("(1.50×)")
+    assert measured["epoch", f"{logreg} batch 128"].endswith("(10.00×)")
+    assert got["machine"].nunique() == 1 and len(got) == 8 + 2 + 1 + 2
+
+
 def test_colours_are_fixed_per_variant() -> None:
-    assert plots.colour("pmap ×4") == plots.colour("pmap") == plots.VARIANT_COLOURS["pmap"]
+    """Every variant of the catalogue (peers included) has its own colour, whatever its label;
+    a variant the table does not know gets a spare colour that does not change from one
+    process to the next (a report's colours must match the last report's)."""
+    from bench import catalog
+
+    known = list(catalog.ALL_VARIANTS)
+    assert set(known) <= set(plots.VARIANT_COLOURS), set(known) - set(plots.VARIANT_COLOURS)
     assert len(set(plots.VARIANT_COLOURS.values())) == len(plots.VARIANT_COLOURS)
-    assert plots.colour("new-variant") == plots.colour("new-variant")
-    assert {"torch-eager", "torch-compile", "numpy"} <= set(plots.VARIANT_COLOURS)
+    for v in known:
+        assert plots.colour(f"{v} ×4 (stock)") == plots.colour(v) == plots.VARIANT_COLOURS[v]
+    code = "from bench.report import figure; print(figure.colour('new-variant'))"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=bench_env(PYTHONHASHSEED=seed),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert seen == {plots.colour("new-variant")}
+    assert plots.colour("new-variant") not in plots.VARIANT_COLOURS.values()
+
+
+def test_line_styles_tell_peers_and_stock_apart() -> None:
+    assert figure.line_style("jit") == "-"
+    assert figure.line_style("jit (stock)") == ":"  # same colour as jit: the style tells them apart
+    assert figure.line_style("notebook") == "-"
+    assert figure.line_style("torch-eager", "torch") == "--"
+
+
+def pixels_of(png: Path, hex_colour: str, left_fraction: float = 1.0) -> np.ndarray:
+    """Row indices of the pixels of ``png`` drawn in exactly ``hex_colour`` (left part only)."""
+    import matplotlib.image
+
+    img = matplotlib.image.imread(str(png))[..., :3]
+    img = img[:, : int(img.shape[1] * left_fraction)]
+    want = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    rows, _cols = np.nonzero(np.all(np.abs(img - want) < 1.5 / 255, axis=-1))
+    return rows
+
+
+def test_step_time_plot_draws_each_variant_where_its_times_are(tmp_path: Path) -> None:
+    """The pixels: each variant's line in its colour, the slower one higher up (log time axis),
+    and no pixel of a variant that was not measured."""
+    rows = [
+        {"variant": v, "batch_size": b, "step_median_s": t * b / 32}
+        for v, t in (("jit", 1e-4), ("vmap", 1e-2))
+        for b in (32, 128, 1024)
+    ]
+    df = frame(rows).assign(step_ci_low_s=lambda d: d["step_median_s"] * 0.9)
+    df["step_ci_high_s"] = df["step_median_s"] * 1.1
+    path, reason = plots.step_time(df, tmp_path / "step.png")
+    assert path is not None, reason
+    jit = pixels_of(path, plots.VARIANT_COLOURS["jit"], left_fraction=0.7)
+    vmap = pixels_of(path, plots.VARIANT_COLOURS["vmap"], left_fraction=0.7)
+    assert jit.size > 100 and vmap.size > 100
+    assert vmap.mean() < jit.mean() - 50  # 100x slower: far above (rows count down)
+    assert pixels_of(path, plots.VARIANT_COLOURS["sharded"]).size == 0
 
 
 def test_markdown_table_escapes() -> None:

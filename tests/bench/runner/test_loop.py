@@ -208,21 +208,3 @@ def test_a_measurement_taken_in_a_slow_spell_is_redone_or_marked(tmp_path):
     for cid, row in got.items():
         if cid != slow:
             assert (row["load_retries"], row["unstable"]) == (0, False)
-
-
-def test_the_canary_compares_each_check_with_its_best():
-    from bench.measure.canary import REPS, Canary
-
-    now = [0.0]
-    # the warm-up run, then four checks of REPS runs: as usual, slow, quicker than ever, 1.2
-    durations = [0.0] + [1.0] * REPS + [1.5] * REPS + [0.8] * REPS + [1.2] * REPS
-
-    def run():
-        now[0] += durations.pop(0)
-
-    canary = Canary(run=run, clock=lambda: now[0])
-    assert canary.ratio() == 1.0  # the first check is the best so far
-    assert canary.ratio() == pytest.approx(1.5)  # a slow spell
-    assert canary.ratio() == pytest.approx(1.0)  # quicker than ever: the new best
-    assert canary.ratio() == pytest.approx(1.5)  # 1.2 against the best, 0.8
-    assert not durations
