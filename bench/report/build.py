@@ -159,15 +159,18 @@ class Builder:
         sec = self.section(
             "Step time",
             f"Step median per SGD step with its 95% confidence interval in brackets; "
-            f"{tables.FASTEST} marks the fastest variant of each batch size for a machine, "
-            f"layer sizes, kernel, dtype and precision; {tables.UNSTABLE} a row measured while "
+            f"{tables.FASTEST} marks the fastest variant on one device of each batch size for a "
+            "machine, layer sizes, kernel, dtype and precision (an ensemble, which trains several "
+            f"models, is not in the running); {tables.UNSTABLE} a row measured while "
             "the machine ran slow (see Errors and skips). (stock): the variant with jax.grad's "
             "own weight-gradient layout; without it, the tuned one. notebook: the seed "
             "notebook's step (stock jax.grad, a host batch at every call).",
         )
         what = "step time by variant and batch size"
         self.table(sec, "step_times", what, tables.step_times(df), "no rows with status ok")
-        what = "speed-up over the seed notebook's step (T notebook / T variant)"
+        what = (
+            "speed-up over the seed notebook's step (T notebook / T variant; one device, one model)"
+        )
         why = "no notebook row measured beside the others"
         self.table(sec, "notebook_speedup", what, tables.notebook_speedup(df), why)
         self.plot(sec, "step_time", "step time vs batch size", plots.step_time)

@@ -83,6 +83,14 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     return out[(out["status"] == "ok") & np.isfinite(med)].copy()
 
 
+def one_device_one_model(ok: pd.DataFrame) -> pd.DataFrame:
+    """The rows that may be held against one another as "the fastest": one device in one
+    process, training one model (an ``ensemble`` row trains ``work_multiplier`` models)."""
+    work = pd.to_numeric(ok.get("work_multiplier", 1), errors="coerce")
+    work = work.fillna(1) if isinstance(work, pd.Series) else work
+    return ok[(ok["n_devices"] == 1) & (ok["n_processes"] == 1) & (work == 1)]
+
+
 def device_label(n_processes: int, n_devices: int) -> str:
     """Devices of a row: ``"4"``, or processes × devices per process (``"2×2"``)."""
     n_processes, n_devices = int(n_processes), int(n_devices)
@@ -238,8 +246,8 @@ def _peaks(peaks: Any) -> str:
 
 def step_times(df: pd.DataFrame) -> pd.DataFrame:
     """Step median [95% CI] by variant (rows) × batch size (columns), per machine, layer
-    sizes, kernel, dtype and precision; the fastest variant of each column within a group
-    gets ★."""
+    sizes, kernel, dtype and precision; the fastest one-device, one-model variant of each column
+    within a group gets ★ (several devices or an ensemble's models are not the same work)."""
     ok = ok_rows(df)
     if ok.empty:
         return pd.DataFrame()
@@ -250,8 +258,9 @@ def step_times(df: pd.DataFrame) -> pd.DataFrame:
             ok["step_median_s"], ok["step_ci_low_s"], ok["step_ci_high_s"], strict=True
         )
     ]
-    best = ok.groupby([*group, "batch_size"])["step_median_s"].transform("min")
-    ok.loc[ok["step_median_s"] == best, "cell"] += f" {FASTEST}"
+    single = one_device_one_model(ok)
+    best = single.groupby([*group, "batch_size"])["step_median_s"].transform("min")
+    ok.loc[best[single["step_median_s"] == best].index, "cell"] += f" {FASTEST}"
     ok.loc[_unstable(ok), "cell"] += f" {UNSTABLE}"
     wide = ok.pivot_table(
         index=[*group, "label"], columns="batch_size", values="cell", aggfunc="first"
@@ -551,13 +560,8 @@ def peer_data(df: pd.DataFrame) -> pd.DataFrame:
     batch size, dtype and precision, on one device, the fastest JAX variant with each weight-
     gradient layout (``tuned``, ``stock``: jax.grad's own, the notebook's included), each
     peer's step time, and ``ratio = peer / jax`` (>1: JAX is faster)."""
-    ok = ok_rows(df)
-    ok = ok[
-        (ok["kernel"] == "update")
-        & (ok["n_devices"] == 1)
-        & (ok["n_processes"] == 1)
-        & ok["precision"].isin(COMPARABLE)
-    ]
+    ok = one_device_one_model(ok_rows(df))
+    ok = ok[(ok["kernel"] == "update") & ok["precision"].isin(COMPARABLE)]
     cols = [*PEER_KEYS, "jax_layout", "jax_variant", "jax_step_s", "peer", "peer_step_s", "ratio"]
     peers = ok[ok["framework"].isin(PEER_FRAMEWORKS)]
     jax_rows = ok[ok["framework"] == "jax"]
@@ -621,8 +625,8 @@ def peers(df: pd.DataFrame) -> pd.DataFrame:
 def notebook_speedup(df: pd.DataFrame) -> pd.DataFrame:
     """Each variant's speed-up over the seed notebook's step, ``T(notebook) / T(variant)``,
     by batch size (columns), per machine, layer sizes, kernel, dtype and precision (>1: faster
-    than the notebook)."""
-    ok = ok_rows(df)
+    than the notebook); one device and one model, like the notebook's step."""
+    ok = one_device_one_model(ok_rows(df))
     group = ["machine", "layer_sizes", "kernel", "dtype", "precision", "batch_size"]
     nb = ok[ok["variant"] == "notebook"][[*group, "step_median_s"]]
     nb = nb.rename(columns={"step_median_s": "notebook_s"})

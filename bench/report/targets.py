@@ -31,10 +31,9 @@ CELLS = [(layers, b) for layers in (LOGREG, DEEP) for b in (32, 128, 1024, 4096)
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    """The ok rows with their arithmetic, one device each: every target compares one device
-    with one device, in float32 at full precision (bfloat16 where it says so)."""
-    ok = tables.ok_rows(df)
-    ok = ok[(ok["n_devices"] == 1) & (ok["n_processes"] == 1)]
+    """The ok rows with their arithmetic, one device and one model each: every target compares
+    one device with one device, in float32 at full precision (bfloat16 where it says so)."""
+    ok = tables.one_device_one_model(tables.ok_rows(df))
     ok = ok[ok["precision"].isin(("highest", "bf16"))].copy()
     ok["batch_size"] = pd.to_numeric(ok["batch_size"])
     ok["step_median_s"] = pd.to_numeric(ok["step_median_s"])

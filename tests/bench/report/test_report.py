@@ -168,7 +168,7 @@ def test_fastest_variant_is_marked(full: Path) -> None:
         & (table["layer_sizes"] == "784,1024,1024,10")
         & (table["kernel"] == "update")
     ]
-    ok = tables.ok_rows(df)
+    ok = tables.one_device_one_model(tables.ok_rows(df))
     ok = ok[
         (ok["machine"] == "cpu:cpu@laptop")
         & (ok["layer_sizes"] == "784,1024,1024,10")
@@ -302,6 +302,7 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "precision": "highest",
         "grad_layout": "tuned",
         "steps_per_call": 1,
+        "work_multiplier": 1,
         "status": "ok",
         "lower_s": 0.0,
         "compile_s": 0.0,
@@ -342,6 +343,26 @@ def test_scaling_on_a_hand_made_frame() -> None:
     assert data.loc[4, "devices"] == "2×2"
     path, reason = plots.scaling(df[df["n_devices"] == 1], Path("unused.png"))
     assert path is None and reason == "scaling: only one device count (1) in these runs"
+
+
+def test_the_fastest_and_the_notebook_speedup_hold_one_device_one_model() -> None:
+    """A 4-device row and an ensemble (4 models) are quicker per call than the one-device jit
+    here, but not the same work: neither takes the ★ nor gets a speed-up over the notebook."""
+    df = frame(
+        [
+            {"variant": "notebook", "grad_layout": "stock", "step_median_s": 0.004},
+            {"variant": "jit", "step_median_s": 0.002},
+            {"variant": "shard_map", "n_devices": 4, "step_median_s": 0.001},
+            {"variant": "ensemble", "work_multiplier": 4, "step_median_s": 0.0015},
+        ]
+    ).assign(
+        step_ci_low_s=lambda d: d["step_median_s"], step_ci_high_s=lambda d: d["step_median_s"]
+    )
+    cells = tables.step_times(df).set_index("variant")["batch 128"]
+    starred = [v for v, cell in cells.items() if tables.FASTEST in cell]
+    assert starred == ["jit"]
+    speedup = tables.notebook_speedup(df).set_index("variant")["batch 128"].to_dict()
+    assert speedup == {"jit": "×2.00"}
 
 
 def test_targets_on_a_hand_made_frame() -> None:
