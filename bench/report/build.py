@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from ..results import rundir
-from . import plots, tables, targets
+from . import plots, tables, targets, versus
 from .render import Block, Section, render_html, render_markdown
 
 
@@ -172,7 +172,7 @@ class Builder:
             "speed-up over the seed notebook's step (T notebook / T variant; one device, one model)"
         )
         why = "no notebook row measured beside the others"
-        self.table(sec, "notebook_speedup", what, tables.notebook_speedup(df), why)
+        self.table(sec, "notebook_speedup", what, versus.notebook_speedup(df), why)
         self.plot(sec, "step_time", "step time vs batch size", plots.step_time)
         self.plot(sec, "throughput", "throughput vs batch size", plots.throughput)
 
@@ -221,7 +221,7 @@ class Builder:
         """Peers, targets and machines; the machines found."""
         df = self.df
         sec = self.section("Versus peers")
-        self.table(sec, "peers", "versus peers", tables.peers(df), tables.NO_PEERS)
+        self.table(sec, "peers", "versus peers", versus.peers(df), versus.NO_PEERS)
         self.plot(sec, "peers", "versus peers", plots.peers)
         sec = self.section(
             "Targets",
@@ -240,7 +240,7 @@ class Builder:
             self.table(sec, "machines", "machine comparison", pd.DataFrame(), why)
         else:
             why = "no configuration measured on two or more machines"
-            self.table(sec, "machines", "machine comparison", tables.machine_comparison(df), why)
+            self.table(sec, "machines", "machine comparison", versus.machine_comparison(df), why)
         self.plot(sec, "machines", "speed ratio across machines", plots.machines)
         return found
 

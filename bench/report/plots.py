@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..results import schema
-from . import tables
+from . import tables, versus
 from .figure import (
     VARIANT_COLOURS as VARIANT_COLOURS,
 )
@@ -476,10 +476,10 @@ def scaling(df: pd.DataFrame, path: str | Path) -> Result:
 
 def peers(df: pd.DataFrame, path: str | Path) -> Result:
     """Versus peers: ratio peer step / fastest jax step (log) per configuration, per host."""
-    data = tables.peer_data(df)
+    data = versus.peer_data(df)
     data = data[data["jax_layout"] == "tuned"]
     if data.empty:
-        return None, f"versus peers: {tables.NO_PEERS}"
+        return None, f"versus peers: {versus.NO_PEERS}"
     hosts = list(dict.fromkeys(data["host"]))
     fig, axes = figure(1, len(hosts), w=5.0, h=4.0)
     names = sorted(data["peer"].unique(), key=tables.variant_rank)
@@ -529,7 +529,7 @@ def peers(df: pd.DataFrame, path: str | Path) -> Result:
 
 def machines(df: pd.DataFrame, path: str | Path, reference: str | None = None) -> Result:
     """Speed ratio ``T(reference) / T(machine)`` (log) per configuration on several machines."""
-    data = tables.machine_ratio_data(df, reference)
+    data = versus.machine_ratio_data(df, reference)
     if data.empty:
         found = tables.machines(df) if len(df) else []
         if len(found) < 2:

@@ -26,7 +26,7 @@ import pytest
 import bench
 from bench import cli
 from bench.report import build as report
-from bench.report import figure, plots, render, tables, targets
+from bench.report import figure, plots, render, tables, targets, versus
 from bench.results import schema
 from tests.helpers import FIXTURES, bench_env
 
@@ -223,7 +223,7 @@ def test_single_backend_single_device_count_errored_variant(edge: tuple[Path, st
     left = text[text.index('id="left-out"') :]
     assert "plot scaling.png</b>: scaling: only one device count (1) in these runs" in left
     assert "machine comparison: only one machine (cpu:cpu@laptop)" in left
-    assert tables.NO_PEERS in left
+    assert versus.NO_PEERS in left
     assert (out / "plots" / "step_time.png").exists()
     assert not (out / "plots" / "scaling.png").exists()
     parser = Images()
@@ -262,7 +262,7 @@ def test_two_runs_of_one_machine_are_told_apart(tmp_path: Path) -> None:
     after = write_run(tmp_path / "after", rows, meta)
     runs = report.load_runs([before, after])
     assert set(runs[1].rows["machine"]) == {"cpu:cpu@laptop [after]"}
-    ratio = tables.machine_ratio_data(pd.concat([r.rows for r in runs]))
+    ratio = versus.machine_ratio_data(pd.concat([r.rows for r in runs]))
     assert np.allclose(ratio["speed_ratio"], 1.0) and len(ratio) == len(rows)
 
 
@@ -361,7 +361,7 @@ def test_the_fastest_and_the_notebook_speedup_hold_one_device_one_model() -> Non
     cells = tables.step_times(df).set_index("variant")["batch 128"]
     starred = [v for v, cell in cells.items() if tables.FASTEST in cell]
     assert starred == ["jit"]
-    speedup = tables.notebook_speedup(df).set_index("variant")["batch 128"].to_dict()
+    speedup = versus.notebook_speedup(df).set_index("variant")["batch 128"].to_dict()
     assert speedup == {"jit": "×2.00"}
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from bench.results import rows, schema
 from bench.results import samples as sampling
+from tests.helpers import make_row
 
 
 def test_summarize_ci_contains_the_median():
@@ -78,18 +79,9 @@ def test_merge_passes_pools_the_fastest_passes() -> None:
 
 
 def test_the_arithmetic_is_part_of_a_configurations_identity():
-    old = {  # a row written before the arithmetic columns existed
-        "framework": "jax",
-        "variant": "jit",
-        "kernel": "update",
-        "backend": "cpu",
-        "device_kind": "cpu",
-        "n_processes": 1,
-        "n_devices": 1,
-        "layer_sizes": "784,10",
-        "batch_size": 128,
-        "dtype": "float32",
-    }
+    # a row written before the arithmetic columns existed
+    old = {k: v for k, v in make_row().items() if k in schema.BASE_KEY_COLUMNS}
+    assert not set(schema.ARITHMETIC_COLUMNS) & set(old)
     usual = {**old, "precision": "highest", "grad_layout": "tuned"}  # what it was measured with
     assert schema.config_id(usual) == schema.config_id(old)
     assert schema.arithmetic(old) == {"precision": "highest", "grad_layout": "tuned"}
