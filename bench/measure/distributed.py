@@ -62,7 +62,7 @@ from ..selection import Selection, Spec
 
 DEFAULT_INIT_TIMEOUT_S = 300
 #: timed samples per configuration, per preset (each sample is one synced step).
-SAMPLES = {"quick": 10, "default": 30, "full": 60}
+SAMPLES = {"quick": 10, "regress": 10, "default": 30, "full": 60}
 
 
 class DistributedError(RuntimeError):
@@ -289,6 +289,9 @@ class LockstepMeasurer:
     def start(self, arm: Arm, backend: str, n_devices: int) -> None:
         pass
 
+    def prepare(self, arm: Arm) -> None:
+        pass
+
     def stop(self, arm: Arm, kill: bool = False) -> None:
         self.watchdog.cancel()
 
@@ -387,7 +390,9 @@ def _metadata(chosen, settings, ctx, run_id, specs, skipped, worker) -> tuple[di
     if settings.peaks:
         try:
             keys = selection.peak_keys(specs) or ["float32"]
-            peaks[ctx.backend] = measure_peaks(ctx.backend, keys, quick=chosen.preset == "quick")
+            peaks[ctx.backend] = measure_peaks(
+                ctx.backend, keys, quick=chosen.preset in selection.SHORT_PRESETS
+            )
         except Exception as e:
             say(f"warning: could not measure the {ctx.backend} peaks ({e})")
     present = {ctx.backend: {**found["backends"].get(ctx.backend, {}), **ctx.info()}}

@@ -9,18 +9,45 @@ import time
 Ticks = tuple[float, int, int]
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (Linux ``/proc/PID/task/*/children``): a
+    worker's own helpers, e.g. the compile workers of ``torch.compile``, are not other jobs."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
 def cpu_ticks(pids: list[int]) -> Ticks | None:
-    """(now, busy ticks of all CPUs, ticks of ``pids``) from Linux ``/proc``; None elsewhere."""
+    """(now, busy ticks of all CPUs, ticks of ``pids`` and their descendants) from Linux
+    ``/proc``; None elsewhere."""
     try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:9]]
-        ours = 0
-        for pid in pids:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ours += int(fields[11]) + int(fields[12])  # utime + stime, all threads
     except (OSError, ValueError, IndexError):
         return None
+    ours = 0
+    for pid in dict.fromkeys(pids + [d for p in pids for d in descendants(p)]):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # utime + stime of all its threads, and of its children that ended
+            ours += sum(int(x) for x in fields[11:15])
+        except (OSError, ValueError, IndexError):
+            if pid in pids:
+                return None
     return time.monotonic(), v[0] + v[1] + v[2] + v[5] + v[6] + v[7], ours
 
 

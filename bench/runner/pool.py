@@ -6,6 +6,7 @@ workers for :class:`bench.runner.loop.Runner`, turning a crash or a hang into a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -235,6 +236,13 @@ class WorkerMeasurer:
         env = worker_env(backend, max(n_devices, 1), root=arm.tree)
         self.workers[arm.name] = WorkerProcess(env, self.log_dir / f"{name}.log", tree=arm.tree)
         self.ready[arm.name] = False
+
+    def prepare(self, arm: Any) -> None:
+        """Wait until ``arm``'s worker is initialised, so that no worker is still starting up
+        (importing JAX, loading data) beside a measurement; a failure shows at the first
+        measurement."""
+        with contextlib.suppress(WorkerDied):
+            self._ready(arm)
 
     def _ready(self, arm: Any) -> WorkerProcess:
         """``arm``'s worker, initialised; a fresh one if the last one failed."""
