@@ -29,6 +29,7 @@ Version history:
 - 1: ``python -m bench.measure.worker``; ``hello``; refuses unknown fields; the timing setting
   ``slow_call_s``; the spec fields ``precision`` and ``grad_layout`` (a protocol-0 worker gets a
   spec without them when they name the arithmetic it always used, and none otherwise).
+- 2: the spec field ``slowdown`` (``bench validate``'s injected regression).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 
 from . import catalog
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 PREFIX = "@@bench "
 
 #: test hook: ``KIND:VARIANT`` makes a worker's configurations of that variant ``raise``,
@@ -59,7 +60,7 @@ ENV_PROCESS_ID = "JAX_PROCESS_ID"
 ENV_INIT_TIMEOUT = "MNIST_BENCH_INIT_TIMEOUT"
 
 #: the module a tree's worker runs as, by protocol version (found by :func:`worker_module`).
-WORKER_MODULES = {1: "bench.measure.worker", 0: "bench.worker"}
+WORKER_MODULES = {2: "bench.measure.worker", 1: "bench.measure.worker", 0: "bench.worker"}
 
 #: fields of a measure request's spec that each protocol version honours.
 SPEC_FIELDS: dict[int, frozenset[str]] = {
@@ -85,6 +86,10 @@ SPEC_FIELDS: dict[int, frozenset[str]] = {
 }
 #: version 1 adds the arithmetic: float32 matmul precision, weight-gradient layout
 SPEC_FIELDS[1] = SPEC_FIELDS[0] | {"precision", "grad_layout"}
+#: version 2: "slowdown": s >= 1 calls a JAX kernel s times per timed step on average (every
+#: step once, and one in 1 / (s - 1) steps once more): a regression of exactly x s, at any size
+#: (bench validate's detection trials)
+SPEC_FIELDS[2] = SPEC_FIELDS[1] | {"slowdown"}
 
 
 class ProtocolError(ValueError):
@@ -112,7 +117,7 @@ class TimingSettings:
 
     @classmethod
     def preset(cls, name: str) -> TimingSettings:
-        if name == "quick":
+        if name in ("quick", "regress"):
             return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3)
         if name == "full":
             return cls(
@@ -145,6 +150,7 @@ class TimingSettings:
 SETTINGS_FIELDS = {
     0: frozenset(f.name for f in dataclasses.fields(TimingSettings)) - {"slow_call_s"},
     1: frozenset(f.name for f in dataclasses.fields(TimingSettings)),
+    2: frozenset(f.name for f in dataclasses.fields(TimingSettings)),
 }
 
 

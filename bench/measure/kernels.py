@@ -115,9 +115,31 @@ def _timed_call(spec: dict[str, Any], kernel: Any, params: Any, batch: Any, boun
         calls[0] += 1
         return jax.block_until_ready(out) if bound and calls[0] % bound == 0 else out
 
-    if spec["kernel"] == "update":
-        return lambda p: settle(kernel.update(p, batch))
-    return lambda _: settle(kernel.predict(params, batch))
+    update = lambda p: kernel.update(p, batch)  # noqa: E731
+    predict = lambda _: kernel.predict(params, batch)  # noqa: E731
+    step = slowed(update if spec["kernel"] == "update" else predict, spec.get("slowdown"))
+    return lambda state: settle(step(state))
+
+
+def slowed(step: Callable[[Any], Any], slowdown: float | None) -> Callable[[Any], Any]:
+    """``step``, called ``slowdown`` times per call on average (bench validate's injected
+    regression, protocol field ``slowdown``): once, and once more whenever the owed share of
+    an extra call reaches one. The same kernel, the same dispatch, ``slowdown`` times as often."""
+    extra = float(slowdown or 1.0) - 1.0
+    if extra <= 0:
+        return step
+    counts = [0, 0]  # calls, extra calls made
+
+    def call(state: Any) -> Any:
+        state = step(state)
+        counts[0] += 1
+        due = int(counts[0] * extra + 1e-9)  # extra calls owed so far (1e-9: 0.2 * 10 is 2)
+        while counts[1] < due:
+            counts[1] += 1
+            state = step(state)
+        return state
+
+    return call
 
 
 def _steady(call: Callable[[Any], Any], state: Any, settings: TimingSettings):

@@ -80,6 +80,9 @@ class Worker:
         if spec["kernel"] not in catalog.kernels_of(spec["variant"]):
             have = ", ".join(catalog.kernels_of(spec["variant"]))
             raise ValueError(f"{spec['variant']} has no {spec['kernel']} kernel (it has {have})")
+        jax_step = catalog.framework(spec["variant"]) == "jax" and spec["kernel"] != catalog.EPOCH
+        if spec.get("slowdown") not in (None, 1, 1.0) and not jax_step:
+            raise ValueError("slowdown (bench validate) slows JAX update and predict kernels only")
         if spec["kernel"] == catalog.EPOCH:
             from .epoch import measure_epoch
 

@@ -51,7 +51,7 @@ def test_an_older_worker_gets_only_what_it_honours():
         "slow_call_s" not in old["settings"]
         and old["settings"]["budget_s"] == TimingSettings().budget_s
     )
-    assert protocol.for_worker(init, 1) == init  # the same version: as it is
+    assert protocol.for_worker(init, protocol.PROTOCOL_VERSION) == init  # as it is
     lockstep = protocol.init("synthetic", None, 64, TimingSettings(slow_call_s=math.inf))
     with pytest.raises(ProtocolError, match="slow_call_s=inf is not known to a protocol-0"):
         protocol.for_worker(lockstep, 0)
@@ -65,6 +65,11 @@ def test_an_older_worker_gets_only_what_it_honours():
         protocol.for_worker(protocol.measure(bf16), 0)
     with pytest.raises(ProtocolError, match=r"spec fields \['future'\].*protocol-0"):
         protocol.for_worker(protocol.measure({**SPEC, "future": 1}), 0)
+    # bench validate's injected slowdown: a protocol-1 worker would not slow anything
+    slowed = protocol.measure({**usual, "slowdown": 1.2})
+    assert protocol.for_worker(slowed, 2) == slowed
+    with pytest.raises(ProtocolError, match=r"spec fields \['slowdown'\].*protocol-1"):
+        protocol.for_worker(slowed, 1)
 
 
 def test_the_wire_and_the_version_handshake():
