@@ -1,6 +1,31 @@
-"""Statistics for ``python -m bench compare``: is CURRENT really slower than BASELINE?
+"""Statistics for ``python -m bench compare`` and ``bench ab``: is CURRENT really slower than
+BASELINE?
 
-The rule (asv's, applied to the raw samples this tool keeps):
+**The unit of evidence is the pass** (one worker process), not the sample. The samples of one
+process cannot show what differs between processes (a worker placed on a busier core, another
+memory layout, another thread schedule): on a 2-core machine two processes running the same code
+differ by up to 25-45% on small configurations, while their samples agree to 1%, so a test over
+samples finds "significant" differences between identical kernels (:func:`compare_passes`):
+
+- **paired** passes (``bench ab``: in pass *i* both sides measured the configuration back to
+  back): the per-pass log ratios ``d_i = log(cur_i / base_i)``, a one-sample t test of their
+  mean, the ratio ``exp(mean d)`` with its t interval. A few passes estimate their own spread
+  poorly, and the spread between processes is largely the machine's: the variance is
+  *moderated* (Smyth's empirical Bayes, as limma does for thousands of genes) towards a prior
+  fitted to every configuration's passes (:func:`fit_prior`), ``s~^2 = (d0 s0^2 + d s^2) /
+  (d0 + d)`` with ``d0 + d`` degrees of freedom; how much it borrows (``d0``) is itself fitted
+  from how much the configurations' spreads differ;
+- **separate** runs (``bench run --repeats N`` on each side): Welch's t test of the log pass
+  medians (a side with one pass borrows the other side's spread).
+
+With one pass a side there is no process-level evidence at all: no p-value, no verdict.
+
+**Many configurations, one verdict**: a run compares dozens to hundreds of configurations, so
+the p-values are judged together by Holm's step-down rule (:func:`holm`), which keeps the chance
+that *any* configuration of an A/A run is called slower at or below ``alpha``.
+
+The per-configuration rule below (asv's, on raw samples) remains for the sample-level figures
+shown beside each verdict:
 
 - ``ratio = median(current) / median(baseline)`` of the raw per-step times (seconds; any unit
   works as long as both sides use the same one).
@@ -31,8 +56,9 @@ from scipy import stats as _sp
 
 #: default slowdown factor: a row is ``slower`` only when its median grew by more than 10%.
 DEFAULT_FACTOR = 1.10
-#: default significance level of the Mann–Whitney U test.
-DEFAULT_ALPHA = 0.01
+#: default significance level: of the Mann–Whitney U test of one sample set, and family-wise (the
+#: chance that any configuration of a comparison of identical code is called slower) for passes.
+DEFAULT_ALPHA = 0.05
 #: below this many samples on either side a difference is never called significant.
 DEFAULT_MIN_SAMPLES = 5
 
@@ -257,3 +283,183 @@ def verdict(
     :func:`compare_samples` gives the numbers and the note behind the verdict.
     """
     return compare_samples(base, cur, factor, alpha, min_samples, n_boot=0).verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class PassComparison:
+    """Process-level comparison of one configuration (see the module docstring).
+
+    Attributes:
+      ratio: ``cur / base``: the geometric mean of the per-pass ratios (paired) or of the pass
+        medians' geometric means (separate runs); NaN without passes on a side.
+      ci_low: low end of the t interval of the ratio (NaN: too few passes).
+      ci_high: high end.
+      p_slower: one-sided p-value of "CURRENT is slower" (H0: ratio <= 1); NaN: too few passes.
+      p_faster: one-sided p-value of "CURRENT is faster".
+      n_base: passes of BASELINE used.
+      n_cur: passes of CURRENT used.
+      paired: whether the passes were paired.
+    """
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_slower: float
+    p_faster: float
+    n_base: int
+    n_cur: int
+    paired: bool
+
+    @property
+    def testable(self) -> bool:
+        return math.isfinite(self.p_slower)
+
+
+def _logs(values: ArrayLike) -> np.ndarray:
+    x = as_samples(values)
+    return np.log(x[x > 0])
+
+
+def log_ratios(base: Sequence[float | None], cur: Sequence[float | None]) -> np.ndarray:
+    """``log(cur_i / base_i)`` of the pairs where both passes ran."""
+    pairs = [
+        (b, c)
+        for b, c in zip(base, cur, strict=False)
+        if b is not None and c is not None and b > 0 and c > 0
+    ]
+    return np.log([c / b for b, c in pairs]) if pairs else np.empty(0)
+
+
+#: the prior's degrees of freedom are capped: however alike the configurations look, each keeps
+#: a share of its own evidence (and configurations measured in the same processes share their
+#: processes' noise, so they are less independent than the fit assumes)
+MAX_PRIOR_DF = 20.0
+
+
+def fit_prior(variances: Sequence[float], dfs: Sequence[float]) -> tuple[float, float]:
+    """The prior ``(d0, s0^2)`` of the per-configuration variances: Smyth's (2004) moment fit of
+    a scaled F distribution to the sample variances ``variances`` with ``dfs`` degrees of freedom
+    each (limma's ``fitFDist``). ``d0`` is 0 (no borrowing) with fewer than 3 usable variances;
+    large when the configurations' variances differ no more than chance makes them."""
+    from scipy.special import digamma, polygamma
+
+    s2, d = np.asarray(variances, dtype=float), np.asarray(dfs, dtype=float)
+    ok = np.isfinite(s2) & (s2 > 0) & np.isfinite(d) & (d > 0)
+    if ok.sum() < 3:
+        return 0.0, math.nan
+    s2, d = s2[ok], d[ok]
+    e = np.log(s2) - digamma(d / 2) + np.log(d / 2)
+    emean = float(e.mean())
+    evar = float(e.var(ddof=1) - np.mean(polygamma(1, d / 2)))
+    d0 = MAX_PRIOR_DF if evar <= 0 else min(MAX_PRIOR_DF, 2 * _trigamma_inverse(evar))
+    return d0, float(math.exp(emean + digamma(d0 / 2) - math.log(d0 / 2)))
+
+
+def _trigamma_inverse(x: float) -> float:
+    """``y`` with ``trigamma(y) = x`` (limma's Newton iteration)."""
+    from scipy.special import polygamma
+
+    if x > 1e7:
+        return 1 / math.sqrt(x)
+    if x < 1e-6:
+        return 1 / x
+    y = 0.5 + 1 / x
+    for _ in range(50):
+        tri = float(polygamma(1, y))
+        dif = tri * (1 - tri / x) / float(polygamma(2, y))
+        y += dif
+        if -dif / y < 1e-8:
+            break
+    return y
+
+
+def compare_passes(
+    base: Sequence[float | None],
+    cur: Sequence[float | None],
+    *,
+    paired: bool,
+    confidence: float = 0.95,
+    prior: tuple[float, float] | None = None,
+) -> PassComparison:
+    """Compare two configurations' pass medians (seconds) process by process.
+
+    Args:
+      base: BASELINE's pass medians; ``None`` for a pass that failed.
+      cur: CURRENT's; with ``paired`` the same length, ``cur[i]`` measured beside ``base[i]``.
+      paired: pair the passes by index (``bench ab``) or treat the sides as separate runs.
+      confidence: coverage of the ratio's interval.
+      prior: ``(d0, s0^2)`` of :func:`fit_prior` (paired only): the variance of the log ratios
+        is moderated towards ``s0^2`` with ``d0`` degrees of freedom of its own.
+    """
+    nan = math.nan
+    if paired:
+        d = log_ratios(base, cur)
+        n = int(d.size)
+        if n == 0:
+            return PassComparison(nan, nan, nan, nan, nan, 0, 0, True)
+        mean = float(d.mean())
+        d0, s0sq = prior if prior is not None and prior[0] > 0 else (0.0, 0.0)
+        if n < 2 and d0 <= 0:
+            return PassComparison(math.exp(mean), nan, nan, nan, nan, n, n, True)
+        own = float(d.var(ddof=1)) if n >= 2 else 0.0
+        df = d0 + n - 1
+        var = (d0 * s0sq + (n - 1) * own) / df
+        return _t_result(mean, math.sqrt(var / n), df, n, n, True, confidence)
+    lb, lc = _logs([b for b in base if b is not None]), _logs([c for c in cur if c is not None])
+    nb, nc = int(lb.size), int(lc.size)
+    if nb == 0 or nc == 0:
+        return PassComparison(nan, nan, nan, nan, nan, nb, nc, False)
+    mean = float(lc.mean() - lb.mean())
+    if nb < 2 and nc < 2:
+        return PassComparison(math.exp(mean), nan, nan, nan, nan, nb, nc, False)
+    vb = float(lb.var(ddof=1)) if nb >= 2 else None
+    vc = float(lc.var(ddof=1)) if nc >= 2 else None
+    if vb is None or vc is None:  # one side of one pass: the other side's spread for both
+        v, df = (vb if vc is None else vc), (nb if vc is None else nc) - 1
+        se = math.sqrt(v * (1 / nb + 1 / nc))
+    else:
+        qb, qc = vb / nb, vc / nc
+        se = math.sqrt(qb + qc)
+        denom = qb**2 / (nb - 1) + qc**2 / (nc - 1)
+        df = (qb + qc) ** 2 / denom if denom > 0 else nb + nc - 2
+    return _t_result(mean, se, df, nb, nc, False, confidence)
+
+
+def _t_result(
+    mean: float, se: float, df: float, nb: int, nc: int, paired: bool, confidence: float
+) -> PassComparison:
+    if se <= 0.0:  # every pass agrees exactly: a difference is certain, none is impossible
+        p_slow = 0.0 if mean > 0 else 1.0
+        p_fast = 0.0 if mean < 0 else 1.0
+        r = math.exp(mean)
+        return PassComparison(r, r, r, p_slow, p_fast, nb, nc, paired)
+    t = mean / se
+    half = float(_sp.t.ppf(0.5 + confidence / 2.0, df)) * se
+    return PassComparison(
+        math.exp(mean),
+        math.exp(mean - half),
+        math.exp(mean + half),
+        float(_sp.t.sf(t, df)),
+        float(_sp.t.cdf(t, df)),
+        nb,
+        nc,
+        paired,
+    )
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (the same order; NaN stays NaN, and is not counted).
+
+    A configuration is significant at family-wise level ``alpha`` when its adjusted p-value is
+    below ``alpha``: the chance that any true null (an unchanged kernel) is rejected is then at
+    most ``alpha``, whatever the dependence between the tests.
+    """
+    p = [float(x) for x in pvalues]
+    idx = sorted((i for i, x in enumerate(p) if math.isfinite(x)), key=lambda i: p[i])
+    m = len(idx)
+    out = [math.nan] * len(p)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out

@@ -81,6 +81,13 @@ def noise(seed: int, n: int = 30, scale: float = 1.0, sigma: float = 0.05) -> li
     return list(scale * 1e-3 * rng.lognormal(0.0, sigma, n))
 
 
+def pass_medians(seed: int, n: int = 3, scale: float = 1.0, sigma: float = 0.01) -> list[float]:
+    """``n`` pass medians around ``scale`` ms (seconds): processes that agree to about
+    ``sigma``."""
+    rng = np.random.default_rng(1000 + seed)
+    return list(scale * 1e-3 * rng.lognormal(0.0, sigma, n))
+
+
 def make_row(
     variant: str = "jit",
     kernel: str = "update",

@@ -8,13 +8,16 @@ Rows are matched by configuration: the key columns of :mod:`bench.results.schema
 ``device_kind`` (the hardware check below covers the device); two pytest-benchmark files are
 matched by each benchmark's ``fullname``. For every matched row:
 
-- **step time** (``--fail-on step``, the default): ratio of medians of the raw per-step samples
-  with a bootstrap confidence interval, and a Mann–Whitney U p-value. ``slower`` only when the
-  ratio exceeds ``--factor`` (1.10) **and** ``p < --alpha`` (0.01); ``faster`` symmetrically;
-  otherwise ``same`` (see :mod:`bench.stats`). Too few samples: ``same`` with a note; no raw
-  samples (pytest-benchmark without ``--benchmark-save-data``): the ratio alone decides, with
-  a note. Other verdicts: ``new`` (only in CURRENT), ``missing`` (only in BASELINE), ``error``
-  (either side's status is not ``ok``).
+- **step time** (``--fail-on step``, the default): judged pass by pass, a pass being one worker
+  process (the samples of one process cannot show the noise between processes). Separate runs
+  (``bench run --repeats N`` on each side): Welch's t test of the log pass medians; ``bench
+  ab`` output: the passes paired by the interleaving. ``slower`` only when the ratio exceeds
+  ``--factor`` (1.10) **and** the one-sided p-value, after Holm's correction over all
+  configurations, is below ``--alpha`` (0.05, the chance that comparing identical code fails at
+  all); ``faster`` symmetrically; otherwise ``same`` (see :mod:`bench.stats`). A side of one
+  pass (a single-pass run, a pytest-benchmark file), too few samples, or no raw samples: no
+  verdict (``same``, with a note that says what to measure). Other verdicts: ``new`` (only in
+  CURRENT), ``missing`` (only in BASELINE), ``error`` (either side's status is not ``ok``).
 - **compile time** (``--fail-on compile``): ``trace_s + lower_s + compile_s``, one measurement
   a side and no samples, so the verdict is the ratio alone against ``--compile-factor``
   (default 1.5, because compile times are noisy).

@@ -67,23 +67,26 @@ def _summary(rep: Report) -> str:
 
 def _rule(rep: Report) -> str:
     s = rep.settings
+    test = (
+        "a t test of the per-pass log ratios (passes paired by the interleaving; a suspect "
+        "judged on its confirming passes only)"
+        if s.paired
+        else "Welch's t test of the log pass medians (separate runs)"
+    )
     return (
-        f"slower = median ratio > {s.factor:g} and Mann-Whitney U p < {s.alpha:g} "
-        f"(at least {s.min_samples} samples a side); compile: ratio > {s.compile_factor:g}; "
-        "deterministic figures: counts exact, flops/bytes/memory within 1e-6 relative; "
+        f"slower = ratio > {s.factor:g} and, by {test}, p < {s.alpha:g} after Holm's "
+        "correction over all configurations (the chance that identical code is called slower "
+        f"anywhere is at most {s.alpha:g}); the pass (one worker process) is the unit of "
+        f"evidence, a side of one pass is not judged; at least {s.min_samples} samples a side; "
+        f"compile: ratio > {s.compile_factor:g}; deterministic figures: counts exact, "
+        "flops/bytes/memory within 1e-6 relative; "
         f"failing on: {', '.join(s.fail_on) or 'nothing'}"
-        + (
-            ""
-            if s.paired
-            else "; separate runs: with several passes a side (bench run --repeats), the "
-            "process medians must differ too"
-        )
     )
 
 
 def single_pass_warning(rep: Report) -> str | None:
     """Separate runs of one pass: say that noise between processes went unmeasured."""
-    if rep.settings.paired or rep.timing != "pipelined":
+    if rep.settings.paired:
         return None
     single = [
         name
@@ -96,9 +99,10 @@ def single_pass_warning(rep: Report) -> str | None:
     if not single:
         return None
     return (
-        f"note: {' and '.join(single)} measured each configuration in one process: a process "
-        "that runs slow as a whole on a shared machine looks like a regression. For a gate, "
-        "use `python -m bench ab` (interleaved), or `bench run --repeats 5` on both sides."
+        f"note: {' and '.join(single)} measured each configuration in one process: the noise "
+        "between processes is unknown (on a shared machine a whole process can run 20-40% "
+        "slow), so step times get no verdict. For a gate, use `python -m bench ab` "
+        "(interleaved), or `bench run --repeats 3` on both sides."
     )
 
 
@@ -237,9 +241,13 @@ def to_json(rep: Report) -> dict[str, Any]:
             "ci_low": r.ci_low,
             "ci_high": r.ci_high,
             "p": r.p,
-            "p_passes": r.p_passes,
             "n_base": r.n_base,
             "n_cur": r.n_cur,
+            "passes": dataclasses.asdict(r.passes) if r.passes is not None else None,
+            "family": r.family,
+            "passes_screen": r.passes_screen,
+            "p_slower_holm": r.p_slower_adj,
+            "p_faster_holm": r.p_faster_adj,
             "compile": {
                 "base_s": r.compile_base_s,
                 "cur_s": r.compile_cur_s,

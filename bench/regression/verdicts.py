@@ -29,6 +29,8 @@ from .sides import (
 )
 
 NEW, MISSING, ERROR = "new", "missing", "error"
+#: the families the process-level tests are judged in (:func:`_pass_test`)
+CONFIRMED, SCREENED, ALL = "confirmed", "screened", "all"
 #: verdicts in the order rows are listed.
 VERDICT_ORDER = (stats.SLOWER, ERROR, MISSING, NEW, stats.FASTER, stats.SAME)
 
@@ -80,7 +82,16 @@ class RowResult:
     p: float | None = None
     n_base: int = 0
     n_cur: int = 0
-    p_passes: float | None = None
+    passes: stats.PassComparison | None = None
+    family: str | None = None
+    passes_screen: int | None = None
+    p_slower_adj: float | None = None
+    p_faster_adj: float | None = None
+    unconfirmed: bool = False  # a suspect the confirmation had no room for
+    #: the pass medians the test used (base, current), and the screening ones (paired)
+    tested: tuple[list, list] | None = None
+    screening: tuple[list, list] | None = None
+    prior: tuple[float, float] | None = None  # (d0, s0^2) the paired test's variance borrowed
     compile_base_s: float | None = None
     compile_cur_s: float | None = None
     compile_ratio: float | None = None
@@ -110,8 +121,8 @@ class CompareSettings:
     allow_different_hardware: bool = False
     n_boot: int = 2000
     confidence: float = 0.95
-    #: the sides were measured interleaved (``bench ab``): both saw the same machine at the same
-    #: time, so the sample-level test stands alone. Separate runs also need their passes apart.
+    #: the sides were measured interleaved (``bench ab``): pass i of each side measured back to
+    #: back, so the passes pair up. Separate runs are compared side against side.
     paired: bool = False
 
 
@@ -161,6 +172,8 @@ def _close(a: float, b: float, rel: float) -> bool:
 def _compare_row(
     key: tuple, b: dict[str, Any], c: dict[str, Any], s: CompareSettings, cols: tuple[dict, dict]
 ) -> RowResult:
+    """One configuration's figures and its own test; the verdict waits for :func:`_judge`,
+    which weighs every configuration's test together."""
     res = RowResult(key, config_label(c), _config(c), stats.SAME)
     res.recompiles_current = num(c.get("recompiles"))
     bad = [
@@ -174,34 +187,27 @@ def _compare_row(
         res.note = "; ".join(bad)
         return res
     (bs, bm), (cs, cm) = _timing(b, cols[0]), _timing(c, cols[1])
+    res.base_median_s, res.cur_median_s = bm, cm
     if bs.size and cs.size:
         cmp = stats.compare_samples(
-            bs,
-            cs,
-            s.factor,
-            s.alpha,
-            s.min_samples,
-            n_boot=s.n_boot,
-            confidence=s.confidence,
+            bs, cs, s.factor, s.alpha, s.min_samples, n_boot=s.n_boot, confidence=s.confidence
         )
-        res.verdict, res.note = cmp.verdict, cmp.note
-        spells = [side for side, rec in (("baseline", b), ("current", c)) if _unstable(rec)]
-        if spells:
-            why = f"{' and '.join(spells)} measured while the machine ran slow (unstable)"
-            res.note = f"{res.note}; {why}" if res.note else why
         res.base_median_s, res.cur_median_s = cmp.base_median, cmp.cur_median
         res.ratio, res.ci_low, res.ci_high = cmp.ratio, cmp.ci_low, cmp.ci_high
-        res.p, res.n_base, res.n_cur = cmp.p, cmp.n_base, cmp.n_cur
-        if not s.paired and res.verdict in (stats.SLOWER, stats.FASTER):
-            _check_passes(res, b, c, s)
-    else:
-        res.base_median_s, res.cur_median_s = bm, cm
-        if bm and cm is not None:
-            res.ratio = cm / bm
-            res.verdict = stats.ratio_verdict(res.ratio, s.factor)
-            res.note = "no raw samples: ratio only"
+        res.n_base, res.n_cur = cmp.n_base, cmp.n_cur
+        if cmp.note:  # too few samples: nothing to judge
+            res.note = cmp.note
         else:
-            res.note = "no step times to compare"
+            _pass_test(res, b, c, s)
+    elif bm and cm is not None:
+        res.ratio = cm / bm
+        res.note = "no raw samples: ratio only, not judged"
+    else:
+        res.note = "no step times to compare"
+    spells = [side for side, rec in (("baseline", b), ("current", c)) if _unstable(rec)]
+    if spells:
+        why = f"{' and '.join(spells)} measured while the machine ran slow (unstable)"
+        res.note = f"{res.note}; {why}" if res.note else why
     # compile: the parts both sides measured
     parts = [
         p for p in schema.COMPILE_COLUMNS if num(b.get(p)) is not None and num(c.get(p)) is not None
@@ -220,35 +226,133 @@ def _compare_row(
     return res
 
 
+def _pass_test(res: RowResult, b: dict[str, Any], c: dict[str, Any], s: CompareSettings) -> None:
+    """The process-level test of one configuration (:func:`bench.stats.compare_passes`) and the
+    family it is judged in.
+
+    An interleaved A/B (``paired``) whose rows say how many passes every configuration got
+    before the suspects were picked (``passes_screen``) judges a suspect on the passes after
+    them alone, measured afresh because it looked slower: the ``confirmed`` family. One that
+    did not look slower has only its screening passes and cannot be called slower
+    (``screened``). Everything else is judged on all its passes (``all``).
+    """
+    bp, cp = pass_medians(b), pass_medians(c)
+    screen = _int(b.get("passes_screen")) if s.paired else None
+    if screen and screen == _int(c.get("passes_screen")) and len(bp) == len(cp) > screen:
+        res.family, res.passes_screen = CONFIRMED, screen
+        res.tested, res.screening = (bp[screen:], cp[screen:]), (bp[:screen], cp[:screen])
+    else:
+        res.family = SCREENED if screen else ALL
+        res.passes_screen = screen
+        res.unconfirmed = bool(screen) and str(c.get("suspect")).lower() in ("true", "1")
+        res.tested = res.screening = (bp, cp)
+    used = stats.compare_passes(*res.tested, paired=s.paired)
+    res.passes = used
+    if not used.testable:
+        n = min(used.n_base, used.n_cur)
+        res.note = (
+            f"{n} process{'es' if n != 1 else ''} a side: the noise between processes is "
+            "unknown, so no verdict (bench ab, or bench run --repeats 3 on both sides, gives one)"
+        )
+        return
+    res.ratio, res.ci_low, res.ci_high = used.ratio, used.ci_low, used.ci_high
+
+
+def _int(value: Any) -> int | None:
+    f = num(value)
+    return int(f) if f is not None and f > 0 else None
+
+
+def _judge(rows: list[RowResult], s: CompareSettings) -> None:
+    """The verdicts, all configurations together: slower only where Holm's rule over the family
+    keeps the p-value under ``alpha`` (so the chance that a comparison of identical code calls
+    anything slower is at most ``alpha``) and the ratio is above the factor; faster likewise.
+
+    A ``screened`` configuration is never slower: its ratio was below the screening threshold,
+    which is below the factor. With both other families present (inputs mixing confirmed and
+    unconfirmed rows) each gets half of ``alpha``.
+    """
+    if s.paired:
+        _moderate(rows)
+    tested = [r for r in rows if r.passes is not None and r.passes.testable]
+    families = {f: [r for r in tested if r.family == f] for f in (CONFIRMED, ALL)}
+    live = [f for f, members in families.items() if members]
+    level = s.alpha / max(1, len(live))
+    for members in families.values():
+        for r, adj in zip(members, stats.holm([r.passes.p_slower for r in members]), strict=True):
+            r.p_slower_adj = adj
+    for r, adj in zip(tested, stats.holm([r.passes.p_faster for r in tested]), strict=True):
+        r.p_faster_adj = adj
+    for r in tested:
+        ratio = r.ratio if r.ratio is not None else 1.0
+        slow_p = r.p_slower_adj if r.p_slower_adj is not None else math.nan
+        fast_p = r.p_faster_adj if r.p_faster_adj is not None else math.nan
+        if r.family != SCREENED and ratio > s.factor and slow_p < level:
+            r.verdict, r.p = stats.SLOWER, slow_p
+        elif ratio < 1 / s.factor and fast_p < s.alpha:
+            r.verdict, r.p = stats.FASTER, fast_p
+        else:
+            r.verdict = stats.SAME
+            r.p = fast_p if ratio < 1.0 else (slow_p if r.family != SCREENED else None)
+            r.note = _why_same(r, s)
+        r.note = "; ".join(x for x in (r.note, _passes_note(r)) if x)
+
+
+def _moderate(rows: list[RowResult]) -> None:
+    """Paired tests with their variance moderated (:func:`bench.stats.fit_prior`): towards the
+    prior fitted to the variances of the passes tested in the same family (a suspect's
+    confirming passes; every pass of a configuration judged on all of them), as limma fits its
+    prior to the genes it tests."""
+    for family in (CONFIRMED, ALL):
+        members = [r for r in rows if r.family == family and r.tested is not None]
+        spreads = []
+        for r in members:
+            d = stats.log_ratios(*r.tested)
+            if d.size >= 2:
+                spreads.append((float(d.var(ddof=1)), d.size - 1))
+        if not spreads:
+            continue
+        prior = stats.fit_prior(*zip(*spreads, strict=True))
+        for r in members:
+            r.prior = prior
+            r.passes = stats.compare_passes(*r.tested, paired=True, prior=prior)
+            if r.passes.testable:
+                r.ratio, r.ci_low, r.ci_high = r.passes.ratio, r.passes.ci_low, r.passes.ci_high
+
+
+def _why_same(r: RowResult, s: CompareSettings) -> str:
+    ratio = r.ratio if r.ratio is not None else 1.0
+    if r.unconfirmed:
+        return "a suspect left unconfirmed: more suspects than the confirmation takes"
+    if ratio > s.factor:
+        return f"above x{s.factor:g}, but within the noise between processes"
+    if ratio < 1 / s.factor:
+        return f"below 1/x{s.factor:g}, but within the noise between processes"
+    return ""
+
+
+def _passes_note(r: RowResult) -> str:
+    """How many passes the verdict rests on."""
+    assert r.passes is not None
+    n = f"{r.passes.n_cur}" if r.passes.paired else f"{r.passes.n_base}+{r.passes.n_cur}"
+    if r.family == CONFIRMED:
+        return f"{n} confirming passes after {r.passes_screen} screening"
+    return f"{n} passes"
+
+
 def _unstable(row: dict[str, Any]) -> bool:
     value = row.get("unstable")
     return value is True or value == 1 or str(value).lower() == "true"
 
 
-def pass_medians(row: dict[str, Any]) -> list[float]:
+def pass_medians(row: dict[str, Any]) -> list[float | None]:
+    """Each pass's step median (None for a pass that failed, so passes keep their places); a
+    row of one pass, its median."""
     values = row.get("pass_medians_s")
     if not isinstance(values, (list, tuple, np.ndarray)):
-        return []
-    return [float(m) for m in values if num(m) is not None]
-
-
-def _check_passes(res: RowResult, b: dict[str, Any], c: dict[str, Any], s: CompareSettings) -> None:
-    """Separate runs: a process can be slow as a whole (a shared machine, memory placement),
-    which the samples of one process cannot show. With several passes a side (``bench run
-    --repeats``), the verdict stands only if the passes' medians differ too (Mann-Whitney U
-    over the process medians; 5 passes a side can reach p < 0.01, 3 cannot)."""
-    bp, cp = pass_medians(b), pass_medians(c)
-    if len(bp) < 2 or len(cp) < 2:
-        return
-    res.p_passes = stats.mann_whitney_p(bp, cp)
-    if res.p_passes < s.alpha:
-        return
-    res.note = (
-        f"{res.verdict} by the samples, but the {len(bp)} + {len(cp)} process medians overlap "
-        f"(p={res.p_passes:.2g}): within the noise between processes"
-        + ("; 5 passes a side can show a difference" if min(len(bp), len(cp)) < 5 else "")
-    )
-    res.verdict = stats.SAME
+        median = num(row.get("step_median_s"))
+        return [median] if median is not None and row.get("status") == "ok" else []
+    return [num(m) for m in values]
 
 
 def _config(row: dict[str, Any]) -> dict[str, Any]:
@@ -315,6 +419,7 @@ def compare(base: Side, cur: Side, settings: CompareSettings | None = None) -> R
             if b.get("status") != "ok":
                 r.note = f"baseline: {b.get('status')}"
             rows.append(r)
+    _judge(rows, s)
     rows.sort(key=_sort_key)
 
     bfp, cfp = base.fingerprint, cur.fingerprint

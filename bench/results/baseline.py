@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import rundir, schema
@@ -50,8 +51,15 @@ ROW_COLUMNS = (
     *schema.COMPILE_COLUMNS,
     "first_call_s",
     *schema.DETERMINISTIC_COLUMNS,
+    "repeats",
+    "pass_medians_s",  # the process-level evidence compare judges by
 )
 SAMPLE_DIGITS = 6
+
+
+def _listed(value: Any) -> Any:
+    """A NumPy array (as pandas hands list columns back) as a list."""
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 class BaselineError(ValueError):
@@ -98,7 +106,7 @@ def build(run_dir: str | Path) -> dict[str, Any]:
     for rec in df.to_dict(orient="records"):
         row = {k: schema.clean(rec.get(k)) for k in schema.KEY_COLUMNS}
         row["config_id"] = schema.clean(rec.get("config_id")) or schema.config_id(rec)
-        row.update({k: schema.clean(rec.get(k)) for k in ROW_COLUMNS})
+        row.update({k: schema.jsonable(_listed(rec.get(k))) for k in ROW_COLUMNS})
         for col in schema.SAMPLE_COLUMNS:
             row[col] = _samples(rec.get(col))
         rows.append(row)
