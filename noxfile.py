@@ -56,14 +56,16 @@ def bench(session: nox.Session) -> None:
 def regress(session: nox.Session) -> None:
     """A/B the working tree against a git ref (default: main), interleaved; exit 1 on regression.
 
-    `nox -s regress -- origin/main` or `nox -s regress -- REF --quick`.
+    `nox -s regress -- origin/main` or `nox -s regress -- REF --quick` (another selection).
+    The regress preset unless a selection is given; `bench validate` measures how often this
+    check cries wolf and how often it catches a 20% slowdown (README).
     """
     session.install("-e", ".")
+    # the peers are part of what is checked where PyTorch can be installed
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[peers]", success_codes=[0, 1])
     args = list(session.posargs)
     base = args.pop(0) if args and not args[0].startswith("-") else "main"
-    # 3 passes pooled: what `bench validate` showed a shared 2-core runner needs (README);
-    # the quick sweep unless a selection is given. Flags given after the ref win.
-    defaults = ["--repeats", "3"] + ([] if args else ["--quick"])
+    defaults = [] if args else ["--regress"]
     session.run("python", "-m", "bench", "ab", "--base", base, *defaults, *args)
 
 

@@ -43,7 +43,9 @@ from .catalog import (
 from .results import rows
 
 Spec = dict[str, Any]
-PRESETS = ("quick", "default", "full")
+PRESETS = ("quick", "regress", "default", "full")
+#: the presets timed with the short settings (:meth:`bench.protocol.TimingSettings.preset`)
+SHORT_PRESETS = ("quick", "regress")
 ALL_BACKENDS = ("cpu", "gpu", "tpu")
 #: the learning rate of every configuration (the notebook's).
 LR = 0.001
@@ -86,6 +88,19 @@ def _quick() -> list[Grid]:
         Grid("batch", EVERY, KERNELS, (LOGREG, (784, 256, 256, 10)), (32, 256)),
         Grid("devices", MULTI, ("update",), (LOGREG, (784, 256, 256, 10)), (256,), devices=(2,)),
         Grid("depth", ("jit",), ("update",), depth_layers((1, 2, 4), 128), (128,)),
+    ]
+
+
+def _regress() -> list[Grid]:
+    """What ``nox -s regress`` checks within its minutes: every variant (the peers included),
+    predict and update, a small and a large batch, one model; the multi-device variants on 2
+    devices too. Not torch.compile: its cold compile, part of every measurement, takes 1-13 s,
+    and a suspect is measured 2 x 13 times (``bench ab --variants torch-compile`` checks it)."""
+    shape = (784, 256, 256, 10)
+    checked = tuple(v for v in EVERY if v != "torch-compile")
+    return [
+        Grid("batch", checked, KERNELS, (shape,), (32, 256)),
+        Grid("devices", MULTI, ("update",), (shape,), (256,), devices=(2,)),
     ]
 
 
@@ -144,7 +159,7 @@ def _full() -> list[Grid]:
 
 def preset(name: str) -> list[Grid]:
     """The grids of a preset; see the README for what each costs."""
-    presets = {"quick": _quick, "default": _default, "full": _full}
+    presets = {"quick": _quick, "regress": _regress, "default": _default, "full": _full}
     if name not in presets:
         raise ValueError(f"unknown preset {name!r}; pick one of {', '.join(PRESETS)}")
     return presets[name]()

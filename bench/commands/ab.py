@@ -12,10 +12,13 @@ the comparison's verdict (:mod:`bench.regression`), whose exit code this returns
 regression, 1 a regression, 2 bad input: a bad ref, not a git repository, a base without a
 benchmark worker, nothing measured on both sides).
 
-``--repeats N`` makes N passes, each with a fresh pair of workers, and pools each side's fastest
-passes per configuration (within 5% of its fastest; all are in ``repeats.jsonl``). A
-measurement during which other jobs used more than ``--max-foreign-load`` of the CPUs (Linux
-``/proc/stat``) is redone, both sides.
+``--repeats N`` makes N passes, each with a fresh pair of workers (all are in
+``repeats.jsonl``). The pass is the unit of evidence: a configuration whose N passes put head
+above the square root of ``--factor`` is a *suspect* and gets ``--confirm`` more interleaved
+passes (at most ``--max-suspects`` of them, the most suspect first), and is judged on those
+alone; Holm's rule over the suspects keeps the chance that identical code fails the check at
+most ``--alpha`` (:mod:`bench.regression.verdicts`). A measurement during which other jobs used
+more than ``--max-foreign-load`` of the CPUs (Linux ``/proc/stat``) is redone, both sides.
 """
 
 from __future__ import annotations
@@ -28,21 +31,17 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from mnist_kernels.argtypes import positive_float, positive_int
-
-from .. import protocol, selection
+from .. import protocol
 from ..format import say
-from ..protocol import ProtocolError, TimingSettings
+from ..protocol import ProtocolError
 from ..regression.render import present
 from ..regression.sides import load_input
 from ..regression.verdicts import compare
 from ..results import machine
 from ..results.rundir import RunDir
-from ..runner import ab, probe, trees
+from ..runner import ab, trees
 from ..runner.loop import Arm
-from ..runner.pool import DEFAULT_TIMEOUT_S
-from ..runner.sweep import peers_missing_reason
-from ..selection import Selection, n_examples, peak_keys
+from ..selection import Selection
 from . import options
 
 MARKER = "ab.json"  # written first into OUT: a directory holding it may be cleared by a rerun
@@ -59,24 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     head = "the commit to test (default: the working tree, uncommitted changes included)"
     out = "writes OUT/base, OUT/head, OUT/compare.md and OUT/compare.json (default: %(default)s)"
-    repeats = "N passes over the configurations, fresh workers each; each side keeps its fastest "
-    repeats += "passes, pooled; 3 makes a noisy machine's verdicts far steadier (default: 1)"
-    load = f"measure both sides again (up to {ab.DEFAULT_RETRIES} times) when other jobs used more "
-    load += "than this share of the CPUs meanwhile (default: %(default)s)"
     p.add_argument("--base", required=True, metavar="REF", help="the commit to compare against")
     p.add_argument("--head", metavar="REF", help=head)
     p.add_argument("--out", default=str(Path("reports") / "ab"), help=out)
-    p.add_argument("--repeats", type=positive_int, default=1, metavar="N", help=repeats)
-    p.add_argument("--max-foreign-load", type=float, default=ab.DEFAULT_MAX_FOREIGN_LOAD, help=load)
     p.add_argument("--peaks", action="store_true", help="also measure the machine's peaks")
+    options.add_ab_arguments(p)
     options.add_selection_arguments(p)
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=None,
-        help=f"seconds per configuration before it is killed ({DEFAULT_TIMEOUT_S:.0f})",
-    )
-    p.add_argument("--quiet", action="store_true", help="no line per configuration")
     options.add_rule_arguments(p)
 
 
@@ -121,59 +108,23 @@ def prepare_out(out: Path) -> Path:
     return out
 
 
-def _plan(args: argparse.Namespace, chosen: Selection, out: Path) -> tuple[dict, dict, list, list]:
-    """Probe, peaks and the specs of ``chosen``; AbError when nothing can run."""
-    found, present = probe.probe(list(chosen.backends), out)
-    if not present:
-        raise AbError(f"none of the backends {', '.join(chosen.backends)} is present here")
-    specs, skipped = chosen.expand(present, peers_missing_reason())
-    if not specs:
-        raise AbError("the selection leaves no configuration to run")
-    quick = chosen.preset == "quick"
-    peaks = probe.peaks(present, peak_keys(specs), out, quick=quick) if args.peaks else {}
-    for b, i in found["backends"].items():
-        if "error" in i:
-            skipped.append({"what": f"backend {b}", "reason": i["error"]})
-    common = machine.metadata(
-        "",
-        found,
-        present,
-        requested_backends=",".join(present),
-        preset=chosen.preset,
-        peaks=peaks,
-        skipped=skipped,
-        configurations=len(specs),
-        arithmetic=selection.arithmetic(specs),
-        settings=TimingSettings.preset(chosen.preset).to_json(),
-    )
-    return common, peaks, specs, skipped
-
-
 def run(args: argparse.Namespace, chosen: Selection, out: Path, found: dict[str, Path]) -> int:
     info: dict[str, Any] = {"command": machine.command_line(), "repeats": args.repeats}
     for name, tree in found.items():
         info[name] = {"ref": getattr(args, name) or "working tree", **machine.git(tree)}
     (out / MARKER).write_text(json.dumps(info, indent=1))
-    common, peaks, specs, _ = _plan(args, chosen, out)
+    common, peaks, specs, _ = ab.plan(chosen, out, with_peaks=args.peaks)
     run_id = machine.run_id()
     arms = [Arm(k, RunDir(out / k), f"{run_id}-{k}", found[k]) for k in ("base", "head")]
     said = {k: f"{info[k]['ref']} {(info[k]['commit'] or '?')[:10]}" for k in found}
     said["head"] += " (dirty)" if info["head"].get("dirty") else ""
     what = f"{len(specs)} configurations x {args.repeats} pass(es), interleaved"
     say(f"A/B: base {said['base']} vs head {said['head']}: {what}; writing {out}")
-    data_dir = str(Path(chosen.data_dir).resolve()) if chosen.data_dir else None
-    timing = TimingSettings.preset(chosen.preset)
-    init = protocol.init(chosen.dataset, data_dir, n_examples(specs), timing)
-    settings = ab.AbSettings(
-        passes=args.repeats,
-        timeout=args.timeout or DEFAULT_TIMEOUT_S,
-        max_foreign_load=args.max_foreign_load,
-        quiet=args.quiet,
-    )
+    init, settings = options.ab_from(args, chosen, specs)
     runner = ab.interleaved(arms, init, settings, log_dir=out / "logs", peaks=peaks)
     code = None
     try:
-        runner.run(specs)
+        info["confirmed"] = ab.measure(runner, specs, settings, args.factor)
     except KeyboardInterrupt:
         code = 130
     code = _finish(args, out, arms, runner, common, info, code)

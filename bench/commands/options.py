@@ -8,10 +8,13 @@ import argparse
 import tomllib
 from pathlib import Path
 
-from mnist_kernels.argtypes import csv, ints, positive_int
+from mnist_kernels.argtypes import csv, ints, positive_float, positive_int
 
-from .. import catalog, selection, stats
+from .. import catalog, protocol, selection, stats
+from ..protocol import TimingSettings
 from ..regression.verdicts import DEFAULT_COMPILE_FACTOR, FAIL_ON_CHOICES, CompareSettings
+from ..runner import ab
+from ..runner.pool import DEFAULT_TIMEOUT_S
 from ..selection import Selection
 
 # --- value types -------------------------------------------------------------------------------
@@ -74,6 +77,13 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const="quick",
         help="a small sweep (about a minute on 2 cores)",
+    )
+    g.add_argument(
+        "--regress",
+        dest="preset",
+        action="store_const",
+        const="regress",
+        help="what nox -s regress checks: every variant, both kernels, a small and a large batch",
     )
     g.add_argument(
         "--full",
@@ -244,6 +254,57 @@ def selection_from(args: argparse.Namespace) -> Selection:
     )
 
 
+# --- how an A/B measures (bench ab, bench validate) -------------------------------------------
+
+
+def add_ab_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of an interleaved A/B's measurement: passes, confirmation, retries, timeout."""
+    repeats = "N screening passes over the configurations, fresh workers each (default: 3)"
+    confirm = "fresh interleaved passes for each configuration the screening finds slower, "
+    confirm += "which alone judge it; 0: judge every configuration on its N passes (default: "
+    confirm += f"{ab.DEFAULT_CONFIRM_PASSES})"
+    load = f"measure both sides again (up to {ab.DEFAULT_RETRIES} times) when other jobs used more "
+    load += "than this share of the CPUs meanwhile (default: %(default)s)"
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help=repeats)
+    p.add_argument(
+        "--confirm", type=int, default=ab.DEFAULT_CONFIRM_PASSES, metavar="K", help=confirm
+    )
+    p.add_argument(
+        "--max-suspects",
+        type=positive_int,
+        default=ab.MAX_SUSPECTS,
+        metavar="M",
+        help="confirm at most this many suspects, the most suspect first (default: %(default)s)",
+    )
+    p.add_argument("--max-foreign-load", type=float, default=ab.DEFAULT_MAX_FOREIGN_LOAD, help=load)
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=None,
+        help=f"seconds per configuration before it is killed ({DEFAULT_TIMEOUT_S:.0f})",
+    )
+    p.add_argument("--quiet", action="store_true", help="no line per configuration")
+
+
+def ab_from(
+    args: argparse.Namespace, chosen: Selection, specs: list[dict]
+) -> tuple[dict, ab.AbSettings]:
+    """The workers' init request and the :class:`~bench.runner.ab.AbSettings` the flags ask
+    for."""
+    data_dir = str(Path(chosen.data_dir).resolve()) if chosen.data_dir else None
+    timing = TimingSettings.preset(chosen.preset)
+    init = protocol.init(chosen.dataset, data_dir, selection.n_examples(specs), timing)
+    settings = ab.AbSettings(
+        passes=args.repeats,
+        timeout=args.timeout or DEFAULT_TIMEOUT_S,
+        max_foreign_load=args.max_foreign_load,
+        quiet=args.quiet,
+        confirm=max(0, args.confirm),
+        max_suspects=args.max_suspects,
+    )
+    return init, settings
+
+
 # --- how to judge ------------------------------------------------------------------------------
 
 
@@ -262,7 +323,9 @@ def add_rule_arguments(p: argparse.ArgumentParser) -> None:
         type=alpha,
         metavar="P",
         default=stats.DEFAULT_ALPHA,
-        help="significance level of the two-sided Mann-Whitney U test (default: %(default)s)",
+        help="family-wise significance level: the chance that comparing identical code calls any "
+        "configuration slower, by a t test over passes (one worker process each) with Holm's "
+        "correction across configurations (default: %(default)s)",
     )
     p.add_argument(
         "--compile-factor",

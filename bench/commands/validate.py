@@ -1,21 +1,22 @@
-"""`python -m bench validate`: how often does ``bench compare`` cry wolf, and how often does it
-catch a real slowdown, on this machine?
+"""`python -m bench validate`: how often does the regression check cry wolf, and how often does
+it catch a real slowdown, on this machine?
 
-Each trial runs a fixed set of configurations the way ``bench ab --repeats N`` does (two worker
-processes of this tree, interleaved, the side that goes first alternating, N passes with fresh
-workers, each side's fastest passes pooled), twice:
+By default it validates what ``nox -s regress`` runs: the regress preset (every variant,
+predict and update, a small and a large batch, the peers), each run measured and judged exactly as
+``bench ab`` does (:func:`bench.runner.ab.measure` and :mod:`bench.regression.verdicts`), two
+worker processes of this tree side by side:
 
-- **A/A**: both sides run the same code. Every row ``compare`` calls ``slower`` is a false
-  alarm. Target: false-alarm rate (flagged rows / rows compared) at most 1%.
-- **detection**: the second side's specs carry ``"work_scale": 1.2`` (20% more examples per
-  step under the same configuration: ``bench.measure.kernels.batch_arrays``). Every row called
-  ``slower`` is a detection. Target: detection rate at least 95%.
+- **A/A**: both sides run the same code. Every configuration called ``slower`` is a false
+  alarm; a run with any is a red build for nothing. Targets: at most 0.1% of configurations,
+  at most 5% of runs (the rule's own bound, ``--alpha``).
+- **detection**: the second side's ``--slow`` kernel (default ``jit:update``) is called
+  ``--slowdown`` (1.2) times per step on average: 20% slower at any size. Target: at least 95%
+  of that kernel's configurations called slower, none of the others.
 
-The verdicts are ``compare``'s own (:func:`bench.regression.verdicts.compare`, default ``--factor`` and
-``--alpha``). The configurations are jit updates whose step time grows in proportion to the
-batch (the work dominates), so 20% more work is about 20% more time. Writes
-``OUT/validate.json`` and ``OUT/validate.md`` (default ``reports/validate``) and each trial's
-run directories under ``OUT/trials``. Exit 0 when both targets are met, 1 otherwise.
+Each ``--trials N`` adds N A/A and N detection runs to ``OUT/trials`` (default
+``reports/validate``): trials accumulate across sittings, as long as the settings stay the same
+(``--fresh`` starts over). ``OUT/validate.json`` and ``OUT/validate.md`` summarise every trial
+so far. Exit 0 when every target is met, 1 otherwise, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -25,25 +26,14 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
-from mnist_kernels.argtypes import positive_int
+from mnist_kernels.argtypes import positive_float, positive_int
 
-from .. import selection, stats
 from ..format import say
-from ..protocol import TimingSettings
 from ..regression.validation import format_markdown, format_text, summarize
-from ..regression.verdicts import CompareSettings
 from ..results import machine
-from ..runner import ab, probe
-from ..runner.trials import (
-    CONFIG_SETS,
-    DEFAULT_REPEATS,
-    DEFAULT_TRIALS,
-    QUICK_TRIALS,
-    WORK_SCALE,
-    Trials,
-    specs_for,
-)
+from ..runner import ab, trials
 from . import options
 
 MARKER = "validate.json"
@@ -51,80 +41,141 @@ MARKER = "validate.json"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Measure compare's false-alarm rate (A/A runs of the same code) and its detection rate "
-        "for a 20% slowdown on this machine; exit 0 when both targets are met (<= 1%, >= 95%)."
+        "Measure the regression check's false alarms (A/A runs of the same code) and its "
+        "detection of a 20%% slowdown in one kernel, on the configurations nox -s regress "
+        "checks; exit 0 when the targets are met."
     )
-    trials = (
-        f"trials (default {DEFAULT_TRIALS}: about 5 minutes on 2 cores; --quick: {QUICK_TRIALS})"
-    )
-    configs = "the configuration set (default: default, or quick with --quick)"
-    repeats = "passes per side, fresh workers each, the fastest pooled: bench ab --repeats N"
-    p.add_argument("--trials", type=positive_int, default=None, help=trials)
-    p.add_argument("--quick", action="store_true", help="fewer trials and configurations: ~1 min")
-    p.add_argument("--configs", choices=sorted(CONFIG_SETS), default=None, help=configs)
-    p.add_argument("--repeats", type=positive_int, default=DEFAULT_REPEATS, help=f"{repeats} (3)")
     p.add_argument(
-        "--timing", choices=selection.PRESETS, default="default", help="timing preset (default)"
+        "--trials",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="A/A and detection runs to add to OUT's (default: 1 of each, ~10 min on 2 cores)",
     )
-    p.add_argument("--work-scale", type=float, default=WORK_SCALE, help="detection's work (1.2)")
-    p.add_argument("--factor", type=options.factor, default=stats.DEFAULT_FACTOR, help="(1.1)")
-    p.add_argument("--alpha", type=options.alpha, default=stats.DEFAULT_ALPHA, help="(0.01)")
-    load = "redo a measurement when other jobs used more of the CPUs (as bench ab; 0.05)"
-    p.add_argument("--max-foreign-load", type=float, default=ab.DEFAULT_MAX_FOREIGN_LOAD, help=load)
-    p.add_argument("--backend", default="cpu", help="backend to measure (default: cpu)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist or synthetic")
+    p.add_argument(
+        "--phases",
+        type=options.csv,
+        default=list(trials.PHASES),
+        help="aa, detection or both (default: both)",
+    )
+    p.add_argument("--fresh", action="store_true", help="forget OUT's earlier trials")
+    p.add_argument(
+        "--slow",
+        type=trials.slowed_kernel,
+        default=trials.slowed_kernel(trials.DEFAULT_SLOWED),
+        metavar="VARIANT:KERNEL",
+        help=f"the kernel slowed in the detection runs (default: {trials.DEFAULT_SLOWED})",
+    )
+    p.add_argument(
+        "--slowdown",
+        type=positive_float,
+        default=trials.SLOWDOWN,
+        help="its calls per step (default: %(default)s)",
+    )
     p.add_argument("--out", default=str(Path("reports") / "validate"), help="(reports/validate)")
-    p.add_argument("--quiet", action="store_true", help="no line per compared row")
-
-
-def _prepare(out: Path) -> bool:
-    """``out`` emptied of an earlier validation's trials; False when it holds something else."""
-    if (out / "trials").exists():
-        if not (out / MARKER).exists():
-            say(f"validate: error: {out} holds results that are not bench validate's")
-            return False
-        shutil.rmtree(out / "trials")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text(json.dumps({"command": machine.command_line(), "status": "running"}))
-    return True
+    options.add_ab_arguments(p)  # as bench ab measures
+    options.add_selection_arguments(p)
+    options.add_rule_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    configs = args.configs or ("quick" if args.quick else "default")
-    trials = args.trials or (QUICK_TRIALS if args.quick else DEFAULT_TRIALS)
-    out = Path(args.out)
-    if not _prepare(out):
-        return 2
-    started, t0 = machine.now(), time.monotonic()
-    found, present = probe.probe([args.backend], out)
-    if args.backend not in present:
-        say(f"validate: error: no {args.backend}: {found['backends'].get(args.backend)}")
-        return 2
-    specs = specs_for(configs, args.backend, present[args.backend])
-    timing = TimingSettings.preset(args.timing)
-    common = machine.metadata("", found, present, preset=args.timing, settings=timing.to_json())
-    rule = CompareSettings(factor=args.factor, alpha=args.alpha, paired=True)
-    runs = Trials(out, specs, timing, common, rule, args.work_scale, args.repeats, args.dataset)
-    runs.quiet, runs.max_foreign_load = args.quiet, args.max_foreign_load
-    say(
-        f"validate: {trials} trial(s) x {len(specs)} configurations x {args.repeats} pass(es),"
-        f" A/A and x{args.work_scale:g} work, on {args.backend}; writing {out}"
-    )
     try:
-        for t in range(trials):
-            for phase in ("aa", "detection"):
-                runs.phase(t, phase)
+        if not args.preset:
+            args.preset = "regress"  # what nox -s regress checks
+        chosen = options.selection_from(args)
+        phases = _phases(args.phases)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        common, _, specs, _ = ab.plan(chosen, out)
+        settings = _settings(args, chosen, specs)
+        done = _earlier(out, settings, fresh=args.fresh)
+    except ValueError as e:
+        say(f"validate: error: {e}")
+        return 2
+    rule = options.rule_from(args, paired=True)
+    init, run = options.ab_from(args, chosen, specs)
+    runs = trials.Trials(out, specs, init, common, rule, run, args.slow, args.slowdown)
+    first = 1 + max((r["trial"] for r in done), default=-1)
+    state = {"settings": settings, "command": machine.command_line(), "status": "running"}
+    state["date"] = _first_date(out) or machine.now()
+    (out / MARKER).write_text(json.dumps(state, indent=1))
+    say(
+        f"validate: {args.trials} trial(s) ({', '.join(phases)}) x {len(specs)} configurations "
+        f"on top of {len(done)} earlier run(s); writing {out}"
+    )
+    records = list(done)
+    try:
+        for t in range(first, first + args.trials):
+            for phase in phases:
+                t0 = time.monotonic()
+                rec = runs.run(t, phase)
+                records.append(rec)
+                flagged = sum(r["verdict"] == "slower" for r in rec["rows"])
+                say(
+                    f"trial {t} {phase}: exit {rec['exit_code']}, {flagged} slower of "
+                    f"{len(rec['rows'])}, {rec['suspects_confirmed']} suspects confirmed, "
+                    f"{(time.monotonic() - t0) / 60:.1f} min"
+                )
     except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    info = {"trials": trials, "configs": configs, "work_scale": args.work_scale}
-    info.update(repeats=args.repeats, factor=args.factor, alpha=args.alpha, timing=args.timing)
-    info.update(measurements_redone=runs.redone, command=machine.command_line(), date=started)
-    info.update(measurements=runs.pairs, measurements_under_load=runs.loaded)
-    info["elapsed_s"] = round(time.monotonic() - t0, 1)
-    doc = summarize(runs.rows, info)
+        say("interrupted: the finished runs are kept")
+    doc = summarize(records, state)
     (out / MARKER).write_text(json.dumps(doc, indent=1) + "\n")
     (out / "validate.md").write_text(format_markdown(doc))
     print(format_text(doc))
     print(f"wrote {out / MARKER} and {out / 'validate.md'}")
     return 0 if doc["pass"] else 1
+
+
+def _phases(given: list[str]) -> list[str]:
+    bad = [p for p in given if p not in trials.PHASES]
+    if bad or not given:
+        raise ValueError(f"--phases: {', '.join(bad) or 'none'}; pick from aa, detection")
+    return [p for p in trials.PHASES if p in given]
+
+
+def _settings(args: argparse.Namespace, chosen: Any, specs: list[dict[str, Any]]) -> dict:
+    """What the trials' results depend on: trials measured otherwise are not pooled."""
+    return {
+        "preset": chosen.preset,
+        "configurations": len(specs),
+        "config_ids": sorted(s["config_id"] for s in specs),
+        "repeats": args.repeats,
+        "confirm": max(0, args.confirm),
+        "max_suspects": args.max_suspects,
+        "factor": args.factor,
+        "alpha": args.alpha,
+        "slowed": ":".join(args.slow),
+        "slowdown": args.slowdown,
+    }
+
+
+def _earlier(out: Path, settings: dict[str, Any], *, fresh: bool) -> list[dict[str, Any]]:
+    """The runs already in ``out`` (none with ``fresh``); ValueError when they were measured
+    with other settings, or ``out`` holds something else."""
+    if (out / "trials").exists() and not (out / MARKER).exists():
+        raise ValueError(f"{out} holds results that are not bench validate's; pick another --out")
+    if fresh and (out / "trials").exists():
+        shutil.rmtree(out / "trials")
+    done = trials.load_trials(out)
+    if not done:
+        return []
+    try:
+        before = json.loads((out / MARKER).read_text()).get("settings")
+    except (OSError, json.JSONDecodeError):
+        before = None
+    if before != settings:
+        changed = sorted(
+            k for k in settings if not isinstance(before, dict) or before.get(k) != settings[k]
+        )
+        raise ValueError(
+            f"{out} holds {len(done)} run(s) measured with other settings ({', '.join(changed)});"
+            " add --fresh to start over, or pick another --out"
+        )
+    return done
+
+
+def _first_date(out: Path) -> str | None:
+    try:
+        return json.loads((out / MARKER).read_text()).get("date")
+    except (OSError, json.JSONDecodeError):
+        return None

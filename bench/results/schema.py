@@ -126,6 +126,11 @@ COLUMNS: dict[str, str] = {
     "repeats": "passes measured, each in a fresh process (`--repeats`; empty: one)",
     "passes_kept": "the passes pooled into this row: those within 5% of the fastest (from 0)",
     "pass_medians_s": "each pass's step median (s); every pass in full in repeats.jsonl",
+    "passes_screen": "bench ab: the passes every configuration got before the suspects were "
+    "picked; a suspect's later passes (in pass_medians_s) are the ones that confirm or clear it",
+    "suspect": "bench ab: whether the screening passes put this configuration's ratio above the "
+    "square root of the factor, so that it got confirming passes",
+    "screen_ratio": "bench ab: a suspect's ratio (head / base) over its screening passes",
     "status": "ok, error, timeout or skipped",
     "error": "error message or skip reason",
 }

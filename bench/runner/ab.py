@@ -14,16 +14,27 @@ slows every pass (``bench validate`` measures what this buys).
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
+from .. import selection, stats
+from ..format import say
+from ..protocol import TimingSettings
 from ..results import machine
-from .loop import MAX_CANARY_RATIO, Arm, RetryPolicy, Runner
+from ..selection import Selection
+from . import probe
+from .loop import MAX_CANARY_RATIO, Arm, RetryPolicy, Runner, Spec
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
 from .progress import Progress
 
 DEFAULT_MAX_FOREIGN_LOAD = 0.05  # of all CPUs: a measurement under more is done again
 DEFAULT_RETRIES = 3
+#: fresh interleaved passes for each configuration that looks slower after the planned ones
+DEFAULT_CONFIRM_PASSES = 10
+#: at most this many suspects are confirmed, the most suspect first (a change that slows
+#: everything needs no more to fail, and the time stays bounded)
+MAX_SUSPECTS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +46,44 @@ class AbSettings:
     max_foreign_load: float = DEFAULT_MAX_FOREIGN_LOAD
     offset: int = 0
     quiet: bool = False
+    #: passes that confirm a suspect (0: no screening, every configuration judged on all passes)
+    confirm: int = DEFAULT_CONFIRM_PASSES
+    max_suspects: int = MAX_SUSPECTS
+
+
+def plan(
+    chosen: Selection, out: Path, *, with_peaks: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], list[Spec], list[dict[str, Any]]]:
+    """The backends probed (and the peaks measured, ``with_peaks``) into ``out``, and the specs
+    of ``chosen``: ``(metadata both sides share, peaks, specs, skipped)``. ValueError when
+    nothing can run."""
+    from .sweep import peers_missing_reason
+
+    found, present = probe.probe(list(chosen.backends), out)
+    if not present:
+        raise ValueError(f"none of the backends {', '.join(chosen.backends)} is present here")
+    specs, skipped = chosen.expand(present, peers_missing_reason())
+    if not specs:
+        raise ValueError("the selection leaves no configuration to run")
+    quick = chosen.preset in selection.SHORT_PRESETS
+    keys = selection.peak_keys(specs)
+    peaks = probe.peaks(present, keys, out, quick=quick) if with_peaks else {}
+    for b, i in found["backends"].items():
+        if "error" in i:
+            skipped.append({"what": f"backend {b}", "reason": i["error"]})
+    common = machine.metadata(
+        "",
+        found,
+        present,
+        requested_backends=",".join(present),
+        preset=chosen.preset,
+        peaks=peaks,
+        skipped=skipped,
+        configurations=len(specs),
+        arithmetic=selection.arithmetic(specs),
+        settings=TimingSettings.preset(chosen.preset).to_json(),
+    )
+    return common, peaks, specs, skipped
 
 
 def interleaved(
@@ -61,7 +110,66 @@ def interleaved(
         retry=RetryPolicy(settings.max_foreign_load, MAX_CANARY_RATIO, DEFAULT_RETRIES),
         progress=Progress(quiet=settings.quiet, bar=False),
         keep_partial=True,
+        screen=settings.confirm > 0,
     )
+
+
+def screen_threshold(factor: float) -> float:
+    """A configuration whose planned passes give a ratio above this is a suspect: the square
+    root of the factor, halfway to it on a log scale, so a real slowdown of the factor's size
+    is rarely screened out, and what is screened out (below it) cannot be called slower."""
+    return math.sqrt(factor)
+
+
+def suspects(runner: Runner, specs: list[Spec], factor: float) -> list[tuple[float, Spec]]:
+    """The specs whose passes so far put head above :func:`screen_threshold` against base (by
+    :func:`bench.stats.compare_passes`, as the comparison will), the most suspect first."""
+    base, head = runner.arms
+
+    def medians(arm: Arm, spec: Spec) -> list[float | None]:
+        return [
+            r.get("step_median_s") if r.get("status") == "ok" else None
+            for r in runner.measured_passes(arm, spec)
+        ]
+
+    out = []
+    for spec in specs:
+        cmp = stats.compare_passes(medians(base, spec), medians(head, spec), paired=True)
+        if math.isfinite(cmp.ratio) and cmp.ratio > screen_threshold(factor):
+            out.append((cmp.ratio, spec))
+    return sorted(out, key=lambda x: -x[0])
+
+
+def measure(runner: Runner, specs: list[Spec], settings: AbSettings, factor: float) -> int:
+    """The planned passes of ``specs``, then ``settings.confirm`` fresh passes of the suspects
+    (at most ``settings.max_suspects``), then every row recorded; the number confirmed.
+
+    Every row says whether its configuration was a suspect (``suspect``) and how many passes
+    came before the confirmation (``passes_screen``): a suspect is judged on its confirming
+    passes alone, which the screening did not see, so picking the suspects does not bias the
+    test (:mod:`bench.regression.verdicts`).
+    """
+    runner.run(specs)
+    if settings.confirm <= 0:
+        return 0
+    found = suspects(runner, specs, factor)
+    chosen = [spec for _, spec in found[: settings.max_suspects]]
+    for spec in specs:
+        runner.extra[spec["config_id"]] = {"suspect": False}
+    for ratio, spec in found:
+        runner.extra[spec["config_id"]] = {"suspect": True, "screen_ratio": ratio}
+    if chosen:
+        if not settings.quiet:
+            more = (
+                f" (the {len(chosen)} most suspect of {len(found)})" if found[len(chosen) :] else ""
+            )
+            say(
+                f"{len(chosen)} configuration(s) above x{screen_threshold(factor):.3f}{more}: "
+                f"{settings.confirm} more interleaved passes each to confirm or clear them"
+            )
+        runner.extend(chosen, settings.confirm)
+    runner.finish(specs)
+    return len(chosen)
 
 
 def write_arm(arm: Arm, common: dict[str, Any], **extra: Any) -> None:

@@ -64,6 +64,7 @@ class Measurer(Protocol):
     def start(self, arm: Arm, backend: str, n_devices: int) -> None: ...
     def measure(self, arm: Arm, spec: Spec) -> Row: ...
     def stop(self, arm: Arm, kill: bool = False) -> None: ...
+    def prepare(self, arm: Arm) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +114,9 @@ class Runner:
       retry: redo disturbed measurements (None: never).
       progress: the display (None: nothing shown).
       keep_partial: on an interrupt, still record a row for every spec some pass measured.
+      screen: the passes are a screening (``bench ab``): every row records ``passes_screen``,
+        their number, and :meth:`extend` may add passes to some specs before :meth:`finish`
+        records the rows; every pass goes to ``repeats.jsonl``.
     """
 
     def __init__(
@@ -126,10 +130,13 @@ class Runner:
         retry: RetryPolicy | None = None,
         progress: Progress | None = None,
         keep_partial: bool = False,
+        screen: bool = False,
     ) -> None:
         self.arms, self.measurer, self.passes = arms, measurer, max(1, int(passes))
         self.offset, self.peaks, self.retry = offset, peaks or {}, retry
-        self.progress, self.keep_partial = progress, keep_partial
+        self.progress, self.keep_partial, self.screen = progress, keep_partial, screen
+        self.passes_done = 0  # the passes measured so far: extra ones are numbered after them
+        self.extra: dict[str, dict[str, Any]] = {}  # config_id -> columns its rows also get
         self.pairs = self.loaded = self.redone = 0  # measurements; kept disturbed; redone
         self._busy = 0
         self._measured: dict[tuple[str, str], list[Row]] = {}
@@ -137,24 +144,48 @@ class Runner:
         self._recorded: set[str] = set()
 
     def run(self, specs: list[Spec]) -> None:
-        """Measure ``specs``: per group, ``passes`` passes, each with fresh workers."""
+        """Measure ``specs``: per group, ``passes`` passes, each with fresh workers; the rows
+        are recorded after the last pass (with ``screen``, by :meth:`finish`)."""
+        self._passes(specs, range(self.passes), record=not self.screen)
+        self.passes_done = self.passes
+
+    def extend(self, specs: list[Spec], passes: int) -> None:
+        """``passes`` more passes of ``specs`` (fresh workers each), numbered after those done;
+        the rows wait for :meth:`finish`."""
+        start = self.passes_done
+        self._passes(specs, range(start, start + passes), record=False)
+        self.passes_done = start + passes
+
+    def finish(self, specs: list[Spec]) -> None:
+        """Record the row of every spec of ``specs`` not recorded yet: all its passes merged."""
+        for spec in specs:
+            if spec["config_id"] not in self._recorded:
+                self._finish(spec)
+
+    def measured_passes(self, arm: Arm, spec: Spec) -> list[Row]:
+        """Every pass of ``spec`` that ``arm`` measured, in order (raw rows)."""
+        return list(self._measured.get((arm.name, spec["config_id"]), []))
+
+    def _passes(self, specs: list[Spec], passes: range, *, record: bool) -> None:
         if self.progress is not None:
-            self.progress.begin(len(specs) * self.passes)
+            self.progress.begin(len(specs) * len(passes))
+        done = False
         try:
             for (backend, n), group in selection.groups(specs):
-                for p in range(self.passes):
-                    self._pass(backend, n, group, p)
+                for p in passes:
+                    self._pass(backend, n, group, p, record and p == passes[-1])
+            done = True
         finally:
             if self.progress is not None:
                 self.progress.close()
-            if self.keep_partial:  # also after an interrupt: what was measured
-                for spec in specs:
-                    if spec["config_id"] not in self._recorded:
-                        self._finish(spec)
+            if self.keep_partial and not done:  # after an interrupt: what was measured
+                self.finish(specs)
 
-    def _pass(self, backend: str, n: int, group: list[Spec], p: int) -> None:
+    def _pass(self, backend: str, n: int, group: list[Spec], p: int, last: bool) -> None:
         for arm in self.arms:
             self.measurer.start(arm, backend, n)
+        for arm in self.arms:  # every worker up before the first measurement
+            self.measurer.prepare(arm)
         kill = True
         try:
             for i, spec in enumerate(group):
@@ -168,12 +199,12 @@ class Runner:
                     self._measured.setdefault((arm.name, spec["config_id"]), []).append(
                         measured[arm.name]
                     )
-                    if self.passes > 1 and arm.out is not None:
+                    if (self.passes > 1 or self.screen) and arm.out is not None:
                         arm.out.append_pass(row, p)
                     shown[arm.name] = row
                 if self.progress is not None:
                     self.progress.tick(shown)
-                if p == self.passes - 1:
+                if last:
                     self._finish(spec)
             kill = False
         finally:
@@ -210,6 +241,9 @@ class Runner:
             if not passes:
                 continue
             row = rows.merge_passes(passes)
+            if self.screen:
+                row["passes_screen"] = self.passes
+            row.update(self.extra.get(cid, {}))
             if len(self.arms) > 1:
                 row["ab_first"] = ",".join(self._first[cid])
             self.record(arm, spec, row)

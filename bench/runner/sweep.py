@@ -149,7 +149,7 @@ class Sweep:
 
     @property
     def quick(self) -> bool:
-        return self.selection.preset == "quick"
+        return self.selection.preset in selection.SHORT_PRESETS
 
     def run(self, done: set[str]) -> int:
         p = plan(self.selection, self.logs)

@@ -1,116 +1,136 @@
-"""The trials of ``bench validate``: fixed configurations measured the way ``bench ab`` does
-(:mod:`bench.runner.ab`), once with the same code on both sides (A/A) and once with one side
-doing more work (detection), each compared by the regression rule; the verdicts are tallied by
+"""The trials of ``bench validate``: the configurations ``nox -s regress`` checks, measured and
+judged exactly as ``bench ab`` does (:func:`bench.runner.ab.measure`: screening passes, confirming
+passes for the suspects, the comparison's rule), once with the same code on both sides (A/A)
+and once with one kernel slowed down (detection). Each trial's verdicts go to
+``OUT/trials/NNN-PHASE/trial.json``, so trials accumulate across sittings; they are tallied by
 :mod:`bench.regression.validation`."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 from pathlib import Path
 from typing import Any
 
-from .. import catalog, protocol, selection
 from ..format import say
-from ..protocol import TimingSettings
 from ..regression.sides import load_input
 from ..regression.verdicts import CompareSettings, compare
 from ..results import machine
 from ..results.rundir import RunDir
 from . import ab
-from .loop import Arm
+from .loop import Arm, Spec
 
-WORK_SCALE = 1.2
-
-#: named sets of (layer sizes, batch size), jit update: steps of 1-60 ms on 2 cores whose time
-#: grows in proportion to the batch (1.2x the examples: 1.15-1.25x the time).
-CONFIG_SETS: dict[str, tuple[tuple[tuple[int, ...], int], ...]] = {
-    "default": (
-        ((784, 256, 256, 10), 1024),
-        ((784, 512, 512, 10), 1024),
-        (catalog.DEEP, 1024),
-        (catalog.LOGREG, 2048),
-    ),
-    "quick": (((784, 256, 256, 10), 1024), ((784, 512, 512, 10), 1024), (catalog.LOGREG, 2048)),
-    "small": (((784, 256, 256, 10), 256),),  # for tests: one cheap configuration
-}
-DEFAULT_TRIALS = 4
-QUICK_TRIALS = 1
-#: passes per side, as `bench ab --repeats`: each side pools its fastest passes.
-DEFAULT_REPEATS = 3
+AA, DETECTION = "aa", "detection"
+PHASES = (AA, DETECTION)
+#: the slowdown injected in the detection trials: every step of the slowed kernel is called
+#: this many times on average (protocol field ``slowdown``), x1.2 at any size
+SLOWDOWN = 1.2
+#: the kernel slowed by default: ``variant:kernel``
+DEFAULT_SLOWED = "jit:update"
 
 
-def specs_for(configs: str, backend: str, info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The jit update specs of a named configuration set on ``backend``."""
-    sets = CONFIG_SETS[configs]
-    grids = [selection.Grid("validate", ("jit",), ("update",), (s,), (b,)) for s, b in sets]
-    return selection.expand(grids, backends={backend: info})[0]
+def slowed_kernel(text: str) -> tuple[str, str]:
+    """``variant:kernel`` as a pair; ValueError otherwise."""
+    variant, _, kernel = text.partition(":")
+    if not variant or kernel not in ("update", "predict"):
+        raise ValueError(f"{text!r}: give VARIANT:KERNEL, e.g. jit:update (update or predict)")
+    return variant, kernel
 
 
-def with_work_scale(scale: float):
-    def transform(spec: dict[str, Any]) -> dict[str, Any]:
-        return {**spec, "work_scale": scale}
+def slows(spec: Spec, target: tuple[str, str]) -> bool:
+    return (spec["variant"], spec["kernel"]) == target
+
+
+def slowing(target: tuple[str, str], factor: float):
+    """The transform of the detection trials' second arm: ``slowdown`` on the target's specs."""
+
+    def transform(spec: Spec) -> Spec:
+        return {**spec, "slowdown": factor} if slows(spec, target) else spec
 
     return transform
 
 
 @dataclasses.dataclass
 class Trials:
-    """The A/A and detection runs of every trial, each with its own fresh workers."""
+    """The A/A and detection runs of every trial, each with its own fresh workers.
+
+    Attributes:
+      out: ``OUT`` of ``bench validate``; trials go to ``OUT/trials``.
+      specs: the configurations (planned by :mod:`bench.selection`, as ``bench ab`` plans them).
+      init: the workers' init request (dataset, timing settings).
+      common: ``metadata.json`` keys both sides share (:func:`bench.results.machine.metadata`).
+      rule: the comparison's rule (paired).
+      settings: how each run measures (``bench ab``'s passes, confirmation, retries).
+      target: the ``(variant, kernel)`` slowed in the detection trials.
+      slowdown: by how much.
+    """
 
     out: Path
-    specs: list[dict[str, Any]]
-    timing: TimingSettings
-    common: dict[str, Any]  # metadata.json keys both sides share (machine.metadata)
+    specs: list[Spec]
+    init: dict[str, Any]
+    common: dict[str, Any]
     rule: CompareSettings
-    scale: float = WORK_SCALE
-    repeats: int = DEFAULT_REPEATS
-    dataset: str = "fashion-mnist"
-    quiet: bool = False
-    max_foreign_load: float = ab.DEFAULT_MAX_FOREIGN_LOAD
-    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    redone: int = 0  # measurement pairs done again because other jobs loaded the machine
-    loaded: int = 0  # pairs kept under such load (the retries did not find it quiet)
-    pairs: int = 0
+    settings: ab.AbSettings
+    target: tuple[str, str]
+    slowdown: float = SLOWDOWN
 
-    def phase(self, trial: int, phase: str) -> list[dict[str, Any]]:
-        where = self.out / "trials" / f"{trial:02d}-{phase}"
-        run_id = f"{machine.run_id()}-{trial:02d}-{phase}"
-        scale = self.scale if phase == "detection" else 1.0
-        transform = with_work_scale(scale) if phase == "detection" else None
+    def run(self, trial: int, phase: str) -> dict[str, Any]:
+        """One A/B of the trial's phase; its record (also written to ``trial.json``)."""
+        where = self.out / "trials" / f"{trial:03d}-{phase}"
+        run_id = f"{machine.run_id()}-{trial:03d}-{phase}"
+        transform = slowing(self.target, self.slowdown) if phase == DETECTION else None
         arms = [
             Arm("a", RunDir(where / "a"), f"{run_id}-a"),
             Arm("b", RunDir(where / "b"), f"{run_id}-b", transform=transform),
         ]
-        n = selection.n_examples(self.specs, self.scale)
-        init = protocol.init(self.dataset, None, n, self.timing)
-        settings = ab.AbSettings(
-            passes=self.repeats, max_foreign_load=self.max_foreign_load, offset=trial, quiet=True
-        )
-        runner = ab.interleaved(arms, init, settings, log_dir=where / "logs")
-        runner.run(self.specs)
-        self.redone, self.loaded = self.redone + runner.redone, self.loaded + runner.loaded
-        self.pairs += runner.pairs
+        settings = dataclasses.replace(self.settings, offset=trial)
+        t0 = time.monotonic()
+        runner = ab.interleaved(arms, self.init, settings, log_dir=where / "logs")
+        confirmed = ab.measure(runner, self.specs, settings, self.rule.factor)
         for arm in arms:
-            info = {"trial": trial, "phase": phase, "work_scale": 1.0 if arm.name == "a" else scale}
+            info = {"trial": trial, "phase": phase, "slowed": arm.name == "b" and bool(transform)}
             ab.write_arm(arm, self.common, validate=info)
-        a, b = (load_input(arm.out.path) for arm in arms)
-        rows = [self._row(trial, phase, r) for r in compare(a, b, self.rule).rows]
-        self.rows += rows
-        return rows
-
-    def _row(self, trial: int, phase: str, r: Any) -> dict[str, Any]:
-        if not self.quiet:
-            ratio = f"x{r.ratio:.3f}" if r.ratio is not None else "-"
-            p = f"{r.p:.2g}" if r.p is not None else "-"
-            say(f"trial {trial + 1} {phase:<9} {r.label:<40} {ratio:>7} p={p:<7} {r.verdict}")
-        return {
+        a, b = (load_input(arm.out.path) for arm in arms if arm.out is not None)
+        rep = compare(a, b, self.rule)
+        record = {
             "trial": trial,
             "phase": phase,
+            "exit_code": rep.exit_code,
+            "elapsed_s": round(time.monotonic() - t0, 1),
+            "suspects_confirmed": confirmed,
+            "measurements": runner.pairs,
+            "measurements_redone": runner.redone,
+            "measurements_under_load": runner.loaded,
+            "rows": [self._row(phase, r) for r in rep.rows],
+        }
+        (where / "trial.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
+        return record
+
+    def _row(self, phase: str, r: Any) -> dict[str, Any]:
+        slowed = phase == DETECTION and (r.config.get("variant"), r.config.get("kernel")) == (
+            self.target
+        )
+        passes = r.passes
+        return {
             "label": r.label,
+            "variant": r.config.get("variant"),
+            "kernel": r.config.get("kernel"),
+            "slowed": slowed,
             "verdict": r.verdict,
             "ratio": r.ratio,
             "p": r.p,
-            "n_a": r.n_base,
-            "n_b": r.n_cur,
-            "note": r.note,
+            "family": r.family,
+            "passes": passes.n_cur if passes is not None else None,
         }
+
+
+def load_trials(out: Path) -> list[dict[str, Any]]:
+    """The records of every finished trial run under ``out/trials``, in order."""
+    found = []
+    for path in sorted((out / "trials").glob("*/trial.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            say(f"warning: {path} is unreadable ({e}); that run is left out")
+    return found

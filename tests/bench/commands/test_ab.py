@@ -36,10 +36,11 @@ SLOW = """def _slow_update(params, batch):
         return params
 
     update_fn = jax.jit(_slow_update, donate_argnums=0)"""
-# tiny, and no redoing under other jobs' load (--max-foreign-load 1): these tests check plumbing
+# tiny, and no redoing under other jobs' load (--max-foreign-load 1); 2 screening passes and 3
+# confirming ones for a suspect
 TINY = (  # noqa: SIM905 - a line per flag otherwise
     "--quick --variants jit --kernels update --layers 784,64,10 --batch-sizes 128 "
-    "--dataset synthetic --quiet --max-foreign-load 1"
+    "--dataset synthetic --quiet --max-foreign-load 1 --repeats 2 --confirm 3"
 ).split()
 
 
@@ -118,25 +119,29 @@ def test_slower_head_exits_1(repo: Path, tmp_path: Path) -> None:
     assert meta["head"]["git"]["commit"] == git(repo, "rev-parse", "HEAD")
     assert meta["base"]["hardware_fingerprint"] == meta["head"]["hardware_fingerprint"]
     row = json.loads((out / "head" / "results.jsonl").read_text().splitlines()[0])
-    assert row["status"] == "ok" and row["ab_first"] in ("base", "head")
+    assert row["status"] == "ok" and set(row["ab_first"].split(",")) == {"base", "head"}
+    # a suspect after its 2 screening passes, judged on its 3 confirming ones
+    assert row["suspect"] is True and row["passes_screen"] == 2 and row["repeats"] == 5
+    (judged,) = json.loads((out / "compare.json").read_text())["rows"]
+    assert judged["family"] == "confirmed" and judged["passes"]["n_cur"] == 3
+    assert "3 confirming passes after 2 screening" in judged["note"]
     assert len(worktrees(repo)) == 1  # the temporary worktrees are gone
 
 
 def test_same_code_exits_0(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "ab"
-    # same code on both sides; a generous factor keeps this machine's noise from flaking it
-    res = bench_ab(
-        repo, "--base", "HEAD", "--out", str(out), "--repeats", "2", "--factor", "1.5", *TINY
-    )
+    # same code on both sides: by construction this exits 1 with a chance of at most --alpha
+    # (whatever this machine's noise), so a small alpha keeps the test from ever flaking
+    res = bench_ab(repo, "--base", "HEAD", "--out", str(out), "--alpha", "0.001", *TINY)
     assert res.returncode == 0, res.stderr + res.stdout
     assert "slower" not in verdicts(out)
     head = json.loads((out / "head" / "metadata.json").read_text())
     assert head["ab"]["ref"] == "working tree"
     row = json.loads((out / "base" / "results.jsonl").read_text().splitlines()[0])
-    assert row["repeats"] == 2 and row["repeats_ok"] == 2
-    assert len(row["ab_first"].split(",")) == 2
+    assert row["repeats"] == row["repeats_ok"] == (5 if row["suspect"] else 2)
+    assert len(row["ab_first"].split(",")) == row["repeats"]
     # a second run into the same OUT replaces the first one's results
-    again = bench_ab(repo, "--base", "HEAD", "--out", str(out), "--factor", "1.5", *TINY)
+    again = bench_ab(repo, "--base", "HEAD", "--out", str(out), "--alpha", "0.001", *TINY)
     assert again.returncode == 0, again.stderr
     assert len((out / "base" / "results.jsonl").read_text().splitlines()) == 1
     assert len(worktrees(repo)) == 1

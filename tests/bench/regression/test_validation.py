@@ -1,5 +1,5 @@
-"""The arithmetic of `bench validate` on synthetic verdicts: tallies, exact intervals, the
-targets, the summary and its renderings."""
+"""The arithmetic of `bench validate` on synthetic trial records: tallies, exact intervals, the
+four targets, the summary and its renderings."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from bench.regression import validation as validate
 
 
 def test_tally_counts_only_compared_rows() -> None:
-    t = validate.tally(["same", "slower", "faster", "same", "error", "missing"])
-    assert (t["rows"], t["flagged"], t["faster"], t["errors"]) == (4, 1, 1, 2)
-    assert t["rate"] == 0.25
-    lo, hi = t["rate_ci95"]
-    assert 0.0 < lo < 0.25 < hi < 1.0
-    empty = validate.tally(["error"])
-    assert empty["rows"] == 0 and empty["rate"] is None and empty["rate_ci95"] == [None, None]
+    rows = [{"verdict": v} for v in ("same", "slower", "faster", "same", "error", "missing")]
+    assert validate.tally(rows) == (1, 4)
+    r = validate.rate(1, 4, "<= 1%")
+    assert r["rate"] == 0.25 and 0.0 < r["ci95"][0] < 0.25 < r["ci95"][1] < 1.0
+    assert validate.rate(0, 0, "x")["rate"] is None
 
 
 def test_clopper_pearson_known_values() -> None:
@@ -28,78 +26,86 @@ def test_clopper_pearson_known_values() -> None:
     assert validate.clopper_pearson(0, 0) == (None, None)
 
 
-@pytest.mark.parametrize(
-    ("fa", "det", "expected"),
-    [
-        ((0, 100), (96, 100), (True, True, True)),
-        ((1, 100), (95, 100), (True, True, True)),  # exactly on both targets
-        ((2, 100), (100, 100), (False, True, False)),
-        ((0, 50), (47, 50), (True, False, False)),  # 94%
-        ((0, 0), (10, 10), (False, True, False)),  # nothing compared: not a pass
-    ],
-)
-def test_judge(fa: tuple[int, int], det: tuple[int, int], expected: tuple[bool, ...]) -> None:
-    def verdicts(k: int, n: int) -> list[str]:
-        return ["slower"] * k + ["same"] * (n - k)
-
-    j = validate.judge(validate.tally(verdicts(*fa)), validate.tally(verdicts(*det)))
-    assert (j["false_alarm_pass"], j["detection_pass"], j["pass"]) == expected
+SETTINGS = {
+    "preset": "quick",
+    "configurations": 4,
+    "repeats": 2,
+    "confirm": 6,
+    "max_suspects": 24,
+    "factor": 1.1,
+    "alpha": 0.05,
+    "slowed": "jit:update",
+    "slowdown": 1.2,
+}
 
 
-def synthetic_rows() -> list[dict]:
-    rows = []
-    for trial in range(3):
-        for n, label in enumerate(("cfg-a", "cfg-b")):
-            aa = "slower" if (trial, n) == (0, 0) else "same"
-            rows.append(
-                {
-                    "trial": trial,
-                    "phase": "aa",
-                    "label": label,
-                    "verdict": aa,
-                    "ratio": 1.0 + 0.01 * n,
-                }
-            )
-            rows.append(
-                {
-                    "trial": trial,
-                    "phase": "detection",
-                    "label": label,
-                    "verdict": "slower",
-                    "ratio": 1.2,
-                }
-            )
-    return rows
-
-
-def test_summary_and_reports_from_synthetic_rows() -> None:
-    info = {
-        "trials": 3,
-        "configs": "small",
-        "work_scale": 1.2,
-        "repeats": 2,
-        "factor": 1.1,
-        "alpha": 0.01,
-        "timing": "default",
+def record(trial: int, phase: str, slower: set[str], exit_code: int = 0) -> dict:
+    labels = ["jit update a", "jit update b", "vmap update a", "vmap update b"]
+    rows = [
+        {
+            "label": label,
+            "variant": label.split()[0],
+            "kernel": "update",
+            "slowed": phase == "detection" and label.startswith("jit"),
+            "verdict": "slower" if label in slower else "same",
+            "ratio": 1.2 if label in slower else 1.0,
+        }
+        for label in labels
+    ]
+    return {
+        "trial": trial,
+        "phase": phase,
+        "exit_code": exit_code,
+        "rows": rows,
+        "elapsed_s": 60.0,
+        "measurements": 10,
         "measurements_redone": 1,
-        "measurements": 40,
-        "measurements_under_load": 3,
-        "command": "python -m bench validate",
-        "date": "2024-01-01T00:00:00+00:00",
-        "elapsed_s": 12.0,
+        "measurements_under_load": 0,
     }
-    doc = validate.summarize(synthetic_rows(), info)
-    fa, det = doc["false_alarm"], doc["detection"]
-    assert (fa["rows"], fa["flagged"], fa["rate"]) == (6, 1, pytest.approx(1 / 6))
-    assert (det["rows"], det["flagged"], det["rate"]) == (6, 6, 1.0)
-    assert doc["false_alarm_pass"] is False and doc["detection_pass"] is True
-    assert doc["pass"] is False
-    assert det["ratios"] == {"n": 6, "min": 1.2, "median": 1.2, "max": 1.2}
+
+
+def summary(records: list[dict]) -> dict:
+    info = {"settings": SETTINGS, "command": "python -m bench validate", "date": "2026-01-01"}
+    return validate.summarize(records, info)
+
+
+def test_four_rates_from_synthetic_runs() -> None:
+    records = [record(t, "aa", set()) for t in range(9)]
+    records.append(record(9, "aa", {"vmap update a"}, exit_code=1))  # one run cries wolf
+    both = {"jit update a", "jit update b"}
+    records += [record(t, "detection", both) for t in range(9)]
+    records.append(record(9, "detection", {"jit update a", "vmap update b"}, exit_code=1))
+    doc = summary(records)
+    c = doc["checks"]
+    assert (
+        c["false_alarm_per_configuration"]["count"],
+        c["false_alarm_per_configuration"]["of"],
+    ) == (1, 40)
+    assert (c["false_alarm_per_run"]["count"], c["false_alarm_per_run"]["of"]) == (1, 10)
+    assert (c["detection"]["count"], c["detection"]["of"]) == (19, 20)
+    assert (c["false_alarm_elsewhere"]["count"], c["false_alarm_elsewhere"]["of"]) == (1, 20)
+    assert doc["passed"] == {
+        "false_alarm_per_configuration": False,  # 2.5% > 0.1%
+        "false_alarm_per_run": False,  # 10% > 5%
+        "detection": True,  # 95%
+        "false_alarm_elsewhere": False,
+    }
+    assert doc["pass"] is False and doc["runs"] == {"aa": 10, "detection": 10}
+    assert doc["aa_flagged"] == [
+        {"label": "vmap update a", "flagged": 1, "of": 10, "median_ratio": 1.0}
+    ]
     text = validate.format_text(doc)
-    assert "FAIL" in text and "16.7%" in text and "100.0%" in text
-    assert "3 of 40 kept under other jobs' load" in text and "WARNING" not in text
-    busy = validate.format_text({**doc, "measurements_under_load": 20})
-    assert "WARNING: other jobs kept the CPUs busy" in busy
+    assert "FAIL" in text and "missed: jit update b 1 of 10" in text
     md = validate.format_markdown(doc)
     assert md.startswith("## bench validate") and "`python -m bench validate`" in md
     json.dumps(doc)  # JSON-ready
+
+
+def test_a_quiet_check_passes_and_nothing_measured_does_not() -> None:
+    records = [record(t, "aa", set()) for t in range(3)]
+    records += [record(t, "detection", {"jit update a", "jit update b"}) for t in range(3)]
+    doc = summary(records)
+    assert doc["pass"] is True and "PASS" in validate.format_text(doc)
+    assert summary([])["pass"] is False
+    busy = [{**r, "measurements_under_load": 5} for r in records]
+    assert "WARNING: other jobs kept the CPUs busy" in validate.format_text(summary(busy))

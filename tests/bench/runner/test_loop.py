@@ -34,6 +34,9 @@ class FakeMeasurer:
     def start(self, arm: Arm, backend: str, n: int) -> None:
         self.calls.append(("start", arm.name, f"{backend}:{n}"))
 
+    def prepare(self, arm: Arm) -> None:
+        pass
+
     def stop(self, arm: Arm, kill: bool = False) -> None:
         self.calls.append(("kill" if kill else "stop", arm.name, ""))
 

@@ -1,15 +1,20 @@
-"""The trials of `bench validate`: what they measure."""
+"""The trials of `bench validate`: what the detection runs slow down."""
 
 from __future__ import annotations
+
+import pytest
 
 from bench.runner import trials
 
 
-def test_config_sets_plan_jit_update_specs() -> None:
-    info = {"device_kind": "cpu", "device_count": 1}
-    for name, configs in trials.CONFIG_SETS.items():
-        specs = trials.specs_for(name, "cpu", info)
-        assert len(specs) == len(configs)
-        assert {(s["variant"], s["kernel"]) for s in specs} == {("jit", "update")}
-    scaled = trials.with_work_scale(1.2)(specs[0])
-    assert scaled["work_scale"] == 1.2 and "work_scale" not in specs[0]
+def test_only_the_named_kernel_is_slowed() -> None:
+    target = trials.slowed_kernel("jit:update")
+    assert target == ("jit", "update")
+    slow = trials.slowing(target, 1.2)
+    spec = {"variant": "jit", "kernel": "update", "batch_size": 32}
+    assert slow(spec) == {**spec, "slowdown": 1.2} and "slowdown" not in spec
+    other = {"variant": "jit", "kernel": "predict", "batch_size": 32}
+    assert slow(other) == other
+    for bad in ("jit", "jit:epoch", ":update"):
+        with pytest.raises(ValueError, match="VARIANT:KERNEL"):
+            trials.slowed_kernel(bad)
