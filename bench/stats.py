@@ -1,11 +1,13 @@
 """Statistics for ``python -m bench compare`` and ``bench ab``: is CURRENT really slower than
 BASELINE?
 
-**The unit of evidence is the pass** (one worker process), not the sample. The samples of one
-process cannot show what differs between processes (a worker placed on a busier core, another
-memory layout, another thread schedule): on a 2-core machine two processes running the same code
-differ by up to 25-45% on small configurations, while their samples agree to 1%, so a test over
-samples finds "significant" differences between identical kernels (:func:`compare_passes`):
+**The unit of evidence is the pass** (one worker process measuring the configurations once),
+not the sample. The samples of one measurement cannot show what differs between processes and
+moments (a worker placed on a busier core, another memory layout, a sub-second slow spell of a
+shared host): on a 2-core machine two passes of the same code differ per configuration by a log
+ratio of spread 0.10 (x0.85-x1.18 from the 5th to the 95th percentile, tails beyond x2), while
+the samples of each agree to a few percent, so a test over samples finds "significant"
+differences between identical kernels (:func:`compare_passes`):
 
 - **paired** passes (``bench ab``: in pass *i* both sides measured the configuration back to
   back): the per-pass log ratios ``d_i = log(cur_i / base_i)``, a one-sample t test of their
@@ -24,21 +26,14 @@ With one pass a side there is no process-level evidence at all: no p-value, no v
 the p-values are judged together by Holm's step-down rule (:func:`holm`), which keeps the chance
 that *any* configuration of an A/A run is called slower at or below ``alpha``.
 
-The per-configuration rule below (asv's, on raw samples) remains for the sample-level figures
-shown beside each verdict:
+The sample-level figures shown beside each verdict (:func:`compare_samples`, asv's rule on the
+raw samples) decide nothing any more but one thing: with fewer than ``min_samples`` samples on
+either side a row is not judged (``too few samples``):
 
-- ``ratio = median(current) / median(baseline)`` of the raw per-step times (seconds; any unit
-  works as long as both sides use the same one).
-- ``p`` is the two-sided Mann–Whitney U p-value of the two sample sets.
-- **slower** iff ``ratio > factor`` **and** ``p < alpha``;
-  **faster** iff ``ratio < 1 / factor`` **and** ``p < alpha``; otherwise **same**.
-
-Both conditions matter: a tiny but consistent difference is significant yet not worth a
-failure (the factor), and a large difference in a noisy pair of runs may be chance (alpha).
-With fewer than ``min_samples`` samples on either side nothing can be called significant: the
-verdict is **same** with the note ``too few samples``. Without raw samples at all (a
-pytest-benchmark file saved without ``--benchmark-save-data``) only the factor can be applied:
-:func:`ratio_verdict`, with the note ``no raw samples: ratio only``.
+- ``ratio = median(current) / median(baseline)`` of the raw per-step times (seconds);
+- ``p``, the two-sided Mann–Whitney U p-value of the two sample sets;
+- its own verdict: slower iff ``ratio > factor`` and ``p < alpha`` (what ``compare`` judged by
+  before the passes; kept for the tests that show why it cries wolf).
 
 The confidence interval of the ratio is a percentile bootstrap: both sample sets are
 resampled with replacement ``n_boot`` times, vectorised in NumPy, with a fixed seed so that the

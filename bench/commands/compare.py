@@ -43,7 +43,7 @@ from mnist_kernels.argtypes import positive_int
 
 from ..format import say
 from ..regression.render import present
-from ..regression.sides import InputError, load_input, resolve_baseline
+from ..regression.sides import InputError, Side, load_input, resolve_baseline
 from ..regression.verdicts import Report, compare
 from ..results import baseline
 from . import options
@@ -55,9 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "JSON files). Exit 0: no regression; 1: a regression in a --fail-on metric; 2: bad input."
     )
     parser.epilog = (
-        "A step time is 'slower' only when median(current)/median(baseline) > --factor AND the "
-        "two-sided Mann-Whitney U p-value of the raw samples < --alpha; the ratio's 95%% "
-        "interval is a bootstrap. Deterministic figures (--fail-on hlo): recompiles, hlo_ops "
+        "A step time is 'slower' only when its ratio > --factor AND its one-sided p-value over "
+        "passes (worker processes: a t test of paired log ratios for the two sides of one bench "
+        "ab, Welch's for separate runs), Holm-corrected over all configurations, < --alpha; a "
+        "side of one pass gets no verdict. Deterministic figures (--fail-on hlo): recompiles, hlo_ops "
         "and hlo_fusions must match exactly; xla_flops, bytes_accessed and peak_memory_bytes "
         "within a relative 1e-6. When the hardware fingerprints differ, a warning is printed "
         "and the exit code is 0 unless --allow-different-hardware."
@@ -118,4 +119,17 @@ def _run(args: argparse.Namespace) -> Report:
                 "`compare BASELINE CURRENT` or `compare --baseline auto CURRENT`"
             )
         base, current = load_input(paths[0]), load_input(paths[1])
-    return compare(base, current, options.rule_from(args, n_boot=args.bootstrap))
+    paired = interleaved(base, current)
+    return compare(base, current, options.rule_from(args, paired=paired, n_boot=args.bootstrap))
+
+
+def interleaved(base: Side, current: Side) -> bool:
+    """Whether the two sides are the base and head of one ``bench ab`` (their passes pair up)."""
+    sides = [s.metadata.get("ab") for s in (base, current)]
+    if not all(isinstance(s, dict) for s in sides):
+        return False
+    ids = [str(s.metadata.get("run_id") or "") for s in (base, current)]
+    return (
+        [s.get("side") for s in sides] == ["base", "head"]
+        and ids[0].removesuffix("-base") == ids[1].removesuffix("-head") != ""
+    )

@@ -41,7 +41,7 @@ def _table_cells(r: RowResult, with_compile: bool) -> list[str]:
 
 
 def _headers(with_compile: bool) -> list[str]:
-    h = ["config", "baseline", "current", "ratio [95% CI]", "p", "verdict"]
+    h = ["config", "baseline", "current", "ratio [95% CI]", "p (Holm)", "verdict"]
     if with_compile:
         h.append("compile")
     return [*h, "note"]

@@ -314,6 +314,8 @@ def _moderate(rows: list[RowResult]) -> None:
             continue
         prior = stats.fit_prior(*zip(*spreads, strict=True))
         for r in members:
+            if r.passes is None or not r.passes.testable:
+                continue  # one pass: no verdict, whatever the others' spread
             r.prior = prior
             r.passes = stats.compare_passes(*r.tested, paired=True, prior=prior)
             if r.passes.testable:

@@ -486,3 +486,25 @@ def test_paired_variances_borrow_from_each_other():
     moderated = {r.label: r.passes.p_slower for r in rep.rows}
     assert sum(p < 0.01 for p in moderated.values()) > sum(a.p_slower < 0.01 for a in alone)
     assert rep.counts()["slower"] >= 15
+    # a configuration with one pass borrows nothing: still no verdict
+    one = make_row(batch_size=99, samples=noise(1, scale=2.0), pass_medians_s=_passes([2.0]))
+    base_one = make_row(batch_size=99, pass_medians_s=_passes([1.0]))
+    rep = _report([*base_rows, base_one], [*cur_rows, one], verdicts.CompareSettings(paired=True))
+    (lone,) = [r for r in rep.rows if r.config["batch_size"] == 99]
+    assert lone.verdict == "same" and "1 process a side" in lone.note
+
+
+def test_the_two_sides_of_one_ab_are_compared_paired():
+    import pandas as pd
+
+    from bench.commands import compare as compare_cmd
+
+    def side(name: str, run_id: str) -> sides.Side:
+        meta = {"ab": {"side": name}, "run_id": run_id}
+        return sides.Side(name, sides.RUN, pd.DataFrame([make_row()]), meta)
+
+    assert compare_cmd.interleaved(side("base", "r1-base"), side("head", "r1-head"))
+    assert not compare_cmd.interleaved(side("base", "r1-base"), side("head", "r2-head"))
+    assert not compare_cmd.interleaved(side("head", "r1-head"), side("base", "r1-base"))
+    plain = sides.Side("a", sides.RUN, pd.DataFrame([make_row()]), {"run_id": "r1"})
+    assert not compare_cmd.interleaved(plain, side("head", "r1-head"))
