@@ -16,7 +16,9 @@ differences between identical kernels (:func:`compare_passes`):
   *moderated* (Smyth's empirical Bayes, as limma does for thousands of genes) towards a prior
   fitted to every configuration's passes (:func:`fit_prior`), ``s~^2 = (d0 s0^2 + d s^2) /
   (d0 + d)`` with ``d0 + d`` degrees of freedom; how much it borrows (``d0``) is itself fitted
-  from how much the configurations' spreads differ;
+  from how much the configurations' spreads differ. Borrowing never narrows a configuration
+  noisier than its family: where its own variance is the larger (a slow spell among its
+  passes), it is judged on its own, with its own degrees of freedom;
 - **separate** runs (``bench run --repeats N`` on each side): Welch's t test of the log pass
   medians (a side with one pass borrows the other side's spread).
 
@@ -399,6 +401,8 @@ def compare_passes(
         own = float(d.var(ddof=1)) if n >= 2 else 0.0
         df = d0 + n - 1
         var = (d0 * s0sq + (n - 1) * own) / df
+        if n >= 2 and own > var:  # noisier than its family (a slow spell, outliers): its own
+            var, df = own, n - 1
         return _t_result(mean, math.sqrt(var / n), df, n, n, True, confidence)
     lb, lc = _logs([b for b in base if b is not None]), _logs([c for c in cur if c is not None])
     nb, nc = int(lb.size), int(lc.size)

@@ -45,6 +45,17 @@ positive_int = positive(int)
 positive_float = positive(float)
 
 
+def count(text: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
 def layers(text: str) -> list[int]:
     """``"784,1024,10"`` -> ``[784, 1024, 10]``, checked by :func:`catalog.parse_layers`."""
     try:

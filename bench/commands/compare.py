@@ -129,7 +129,6 @@ def interleaved(base: Side, current: Side) -> bool:
     if not all(isinstance(s, dict) for s in sides):
         return False
     ids = [str(s.metadata.get("run_id") or "") for s in (base, current)]
-    return (
-        [s.get("side") for s in sides] == ["base", "head"]
-        and ids[0].removesuffix("-base") == ids[1].removesuffix("-head") != ""
-    )
+    return [s.get("side") for s in sides] == ["base", "head"] and ids[0].removesuffix(
+        "-base"
+    ) == ids[1].removesuffix("-head") != ""

@@ -8,7 +8,7 @@ import argparse
 import tomllib
 from pathlib import Path
 
-from mnist_kernels.argtypes import csv, ints, positive_float, positive_int
+from mnist_kernels.argtypes import count, csv, ints, positive_float, positive_int
 
 from .. import catalog, protocol, selection, stats
 from ..protocol import TimingSettings
@@ -267,7 +267,7 @@ def add_ab_arguments(p: argparse.ArgumentParser) -> None:
     load += "than this share of the CPUs meanwhile (default: %(default)s)"
     p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help=repeats)
     p.add_argument(
-        "--confirm", type=int, default=ab.DEFAULT_CONFIRM_PASSES, metavar="K", help=confirm
+        "--confirm", type=count, default=ab.DEFAULT_CONFIRM_PASSES, metavar="K", help=confirm
     )
     p.add_argument(
         "--max-suspects",

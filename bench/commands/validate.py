@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnist_kernels.argtypes import positive_float, positive_int
+from mnist_kernels.argtypes import count, positive_float
 
 from ..format import say
 from ..regression.validation import format_markdown, format_text, summarize
@@ -47,10 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--trials",
-        type=positive_int,
+        type=count,
         default=1,
         metavar="N",
-        help="A/A and detection runs to add to OUT's (default: 1 of each, ~10 min on 2 cores)",
+        help="A/A and detection runs to add to OUT's (default: 1 of each, ~10 min on 2 cores; "
+        "0: judge the stored runs again, e.g. with another --alpha)",
     )
     p.add_argument(
         "--phases",
@@ -88,15 +89,16 @@ def main(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         common, _, specs, _ = ab.plan(chosen, out)
         settings = _settings(args, chosen, specs)
-        done = _earlier(out, settings, fresh=args.fresh)
+        rule = options.rule_from(args, paired=True)
+        done = _earlier(out, settings, rule, args.slow, fresh=args.fresh)
     except ValueError as e:
         say(f"validate: error: {e}")
         return 2
-    rule = options.rule_from(args, paired=True)
     init, run = options.ab_from(args, chosen, specs)
     runs = trials.Trials(out, specs, init, common, rule, run, args.slow, args.slowdown)
     first = 1 + max((r["trial"] for r in done), default=-1)
     state = {"settings": settings, "command": machine.command_line(), "status": "running"}
+    state["alpha"] = args.alpha  # the rule every stored run was judged by this time
     state["date"] = _first_date(out) or machine.now()
     (out / MARKER).write_text(json.dumps(state, indent=1))
     say(
@@ -134,7 +136,8 @@ def _phases(given: list[str]) -> list[str]:
 
 
 def _settings(args: argparse.Namespace, chosen: Any, specs: list[dict[str, Any]]) -> dict:
-    """What the trials' results depend on: trials measured otherwise are not pooled."""
+    """What the trials' measurements depend on: trials measured otherwise are not pooled. (The
+    rule's alpha is not among them: every stored run is judged again by today's rule.)"""
     return {
         "preset": chosen.preset,
         "configurations": len(specs),
@@ -142,21 +145,22 @@ def _settings(args: argparse.Namespace, chosen: Any, specs: list[dict[str, Any]]
         "repeats": args.repeats,
         "confirm": max(0, args.confirm),
         "max_suspects": args.max_suspects,
-        "factor": args.factor,
-        "alpha": args.alpha,
+        "factor": args.factor,  # it picks the suspects
         "slowed": ":".join(args.slow),
         "slowdown": args.slowdown,
     }
 
 
-def _earlier(out: Path, settings: dict[str, Any], *, fresh: bool) -> list[dict[str, Any]]:
-    """The runs already in ``out`` (none with ``fresh``); ValueError when they were measured
-    with other settings, or ``out`` holds something else."""
+def _earlier(
+    out: Path, settings: dict[str, Any], rule: Any, target: tuple[str, str], *, fresh: bool
+) -> list[dict[str, Any]]:
+    """The runs already in ``out`` (none with ``fresh``), judged by ``rule``; ValueError when
+    they were measured with other settings, or ``out`` holds something else."""
     if (out / "trials").exists() and not (out / MARKER).exists():
         raise ValueError(f"{out} holds results that are not bench validate's; pick another --out")
     if fresh and (out / "trials").exists():
         shutil.rmtree(out / "trials")
-    done = trials.load_trials(out)
+    done = trials.load_trials(out, rule, target)
     if not done:
         return []
     try:

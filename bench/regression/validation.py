@@ -151,7 +151,8 @@ def _how(doc: dict[str, Any]) -> str:
         f"{doc['runs']['aa']} A/A and {doc['runs']['detection']} detection run(s) of "
         f"{s['configurations']} configurations ({s['preset']} preset), each as bench ab runs it: "
         f"{s['repeats']} screening pass(es), {s['confirm']} confirming passes for up to "
-        f"{s['max_suspects']} suspects, factor {s['factor']:g}, family-wise alpha {s['alpha']:g}; "
+        f"{s['max_suspects']} suspects, factor {s['factor']:g}, family-wise alpha "
+        f"{doc['alpha']:g}; "
         f"detection: {s['slowed']} x{s['slowdown']:g}; {m['host']} ({m['cpu']}, {m['cores']} "
         f"cores){per_run}"
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..format import say
-from ..regression.sides import load_input
+from ..regression.sides import InputError, load_input
 from ..regression.verdicts import CompareSettings, compare
 from ..results import machine
 from ..results.rundir import RunDir
@@ -91,46 +91,56 @@ class Trials:
         for arm in arms:
             info = {"trial": trial, "phase": phase, "slowed": arm.name == "b" and bool(transform)}
             ab.write_arm(arm, self.common, validate=info)
-        a, b = (load_input(arm.out.path) for arm in arms if arm.out is not None)
-        rep = compare(a, b, self.rule)
         record = {
             "trial": trial,
             "phase": phase,
-            "exit_code": rep.exit_code,
             "elapsed_s": round(time.monotonic() - t0, 1),
             "suspects_confirmed": confirmed,
             "measurements": runner.pairs,
             "measurements_redone": runner.redone,
             "measurements_under_load": runner.loaded,
-            "rows": [self._row(phase, r) for r in rep.rows],
         }
         (where / "trial.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
-        return record
-
-    def _row(self, phase: str, r: Any) -> dict[str, Any]:
-        slowed = phase == DETECTION and (r.config.get("variant"), r.config.get("kernel")) == (
-            self.target
-        )
-        passes = r.passes
-        return {
-            "label": r.label,
-            "variant": r.config.get("variant"),
-            "kernel": r.config.get("kernel"),
-            "slowed": slowed,
-            "verdict": r.verdict,
-            "ratio": r.ratio,
-            "p": r.p,
-            "family": r.family,
-            "passes": passes.n_cur if passes is not None else None,
-        }
+        return judge(where, record, self.rule, self.target)
 
 
-def load_trials(out: Path) -> list[dict[str, Any]]:
-    """The records of every finished trial run under ``out/trials``, in order."""
+def judge(
+    where: Path, record: dict[str, Any], rule: CompareSettings, target: tuple[str, str]
+) -> dict[str, Any]:
+    """``record`` with the verdicts of the run in ``where`` (its ``a`` and ``b`` run
+    directories) by ``rule``: judged when read, so every stored run is judged by today's rule."""
+    a, b = load_input(where / "a"), load_input(where / "b")
+    rep = compare(a, b, rule)
+    phase = record["phase"]
+    return {
+        **record,
+        "exit_code": rep.exit_code,
+        "rows": [_row(phase == DETECTION, target, r) for r in rep.rows],
+    }
+
+
+def _row(detection: bool, target: tuple[str, str], r: Any) -> dict[str, Any]:
+    slowed = detection and (r.config.get("variant"), r.config.get("kernel")) == target
+    passes = r.passes
+    return {
+        "label": r.label,
+        "variant": r.config.get("variant"),
+        "kernel": r.config.get("kernel"),
+        "slowed": slowed,
+        "verdict": r.verdict,
+        "ratio": r.ratio,
+        "p": r.p,
+        "family": r.family,
+        "passes": passes.n_cur if passes is not None else None,
+    }
+
+
+def load_trials(out: Path, rule: CompareSettings, target: tuple[str, str]) -> list[dict[str, Any]]:
+    """Every finished run under ``out/trials``, in order, judged by ``rule``."""
     found = []
     for path in sorted((out / "trials").glob("*/trial.json")):
         try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            say(f"warning: {path} is unreadable ({e}); that run is left out")
+            found.append(judge(path.parent, json.loads(path.read_text()), rule, target))
+        except (OSError, ValueError, InputError) as e:
+            say(f"warning: {path.parent} is unreadable ({e}); that run is left out")
     return found

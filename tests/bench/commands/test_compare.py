@@ -485,7 +485,9 @@ def test_paired_variances_borrow_from_each_other():
     ]
     moderated = {r.label: r.passes.p_slower for r in rep.rows}
     assert sum(p < 0.01 for p in moderated.values()) > sum(a.p_slower < 0.01 for a in alone)
-    assert rep.counts()["slower"] >= 15
+    holm_alone = stats.holm([a.p_slower for a in alone])
+    assert sum(p < 0.05 for p in holm_alone) <= 2  # each on its own 2 degrees of freedom
+    assert rep.counts()["slower"] >= 10  # with the family's spread
     # a configuration with one pass borrows nothing: still no verdict
     one = make_row(batch_size=99, samples=noise(1, scale=2.0), pass_medians_s=_passes([2.0]))
     base_one = make_row(batch_size=99, pass_medians_s=_passes([1.0]))

@@ -31,9 +31,13 @@ def test_validate_runs_accumulate_and_refuse_other_settings(tmp_path: Path, caps
         doc["checks"]["detection"]["of"] == 1 and doc["checks"]["false_alarm_elsewhere"]["of"] == 0
     )
     assert (out / "validate.md").read_text().startswith("## bench validate")
+    (configuration,) = doc["detection_by_configuration"]
+    assert (
+        configuration["label"].startswith("jit update 784,64,10 b128") and configuration["of"] == 1
+    )
     for phase in ("000-aa", "000-detection"):
         trial = json.loads((out / "trials" / phase / "trial.json").read_text())
-        assert trial["rows"][0]["label"].startswith("jit update 784,64,10 b128")
+        assert trial["phase"] == phase[4:] and "rows" not in trial  # judged when read
         for side in ("a", "b"):
             row = json.loads((out / "trials" / phase / side / "results.jsonl").read_text())
             assert row["passes_screen"] == 2 and len(row["pass_medians_s"]) in (2, 4)
@@ -51,6 +55,12 @@ def test_validate_runs_accumulate_and_refuse_other_settings(tmp_path: Path, caps
     # other settings are not pooled with them
     assert cli.main(["validate", *TINY, "--factor", "1.3", "--out", str(out)]) == 2
     assert "measured with other settings (factor)" in capsys.readouterr().err
+    # another alpha is only another rule: every stored run is judged by it
+    assert cli.main(
+        ["validate", *TINY, "--phases", "aa", "--trials", "0", "--alpha", "0.01", "--out", str(out)]
+    ) in (0, 1)
+    doc = json.loads((out / "validate.json").read_text())
+    assert doc["alpha"] == 0.01 and doc["runs"] == {"aa": 2, "detection": 1}
     code = cli.main(["validate", *TINY, "--phases", "aa", "--fresh", "--out", str(out)])
     assert code in (0, 1)
     assert json.loads((out / "validate.json").read_text())["runs"] == {"aa": 1, "detection": 0}

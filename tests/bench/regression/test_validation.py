@@ -33,7 +33,6 @@ SETTINGS = {
     "confirm": 6,
     "max_suspects": 24,
     "factor": 1.1,
-    "alpha": 0.05,
     "slowed": "jit:update",
     "slowdown": 1.2,
 }
@@ -65,7 +64,8 @@ def record(trial: int, phase: str, slower: set[str], exit_code: int = 0) -> dict
 
 
 def summary(records: list[dict]) -> dict:
-    info = {"settings": SETTINGS, "command": "python -m bench validate", "date": "2026-01-01"}
+    info = {"settings": SETTINGS, "alpha": 0.05, "command": "python -m bench validate"}
+    info["date"] = "2026-01-01"
     return validate.summarize(records, info)
 
 

@@ -129,9 +129,10 @@ def test_identical_code_rarely_fails_the_check_though_its_samples_differ():
 
 
 def test_a_real_slowdown_in_one_kernel_is_confirmed_there_and_nowhere_else():
-    """x1.2 in four jit configurations of forty, 25 runs: flagged in at least 90% of them under
-    this noise (``bench validate`` measures the machine's own rate), never elsewhere; every
-    verdict rests on its confirming passes."""
+    """x1.2 in four jit configurations of forty, 25 runs: flagged in at least 80% of them under
+    this noise, whose spells make many a configuration noisier than its family and so judged on
+    its own 9 degrees of freedom (85% here; ``bench validate`` measures the machine's own rate),
+    never elsewhere; every verdict rests on its confirming passes."""
     settings = ab.AbSettings(confirm=10)
     flagged = total = elsewhere = 0
 
@@ -148,7 +149,7 @@ def test_a_real_slowdown_in_one_kernel_is_confirmed_there_and_nowhere_else():
         elsewhere += sum(not hit(r.config) for r in slower(rep))
         total += 4
         assert all(r.family == verdicts.CONFIRMED and r.passes.n_cur == 10 for r in slower(rep))
-    assert flagged / total >= 0.9
+    assert flagged / total >= 0.8
     assert elsewhere == 0
 
 
@@ -193,7 +194,7 @@ def test_the_suspects_are_capped_the_most_suspect_first():
 
 def test_no_confirmation_judges_every_configuration_on_its_passes():
     machine = NoisyMachine(4, lambda arm, spec: 1.3 if arm.name == "head" else 1.0)
-    rep, runner = ab_run(machine, ab.AbSettings(confirm=0), passes=4)
+    rep, runner = ab_run(machine, ab.AbSettings(confirm=0), passes=6)
     assert {r.family for r in rep.rows} == {verdicts.ALL}
     assert "passes_screen" not in runner.recorded["head"][0]
-    assert len(slower(rep)) >= 0.8 * len(plan())
+    assert len(slower(rep)) >= 0.5 * len(plan())  # 6 passes, Holm over all 40: 25 here

@@ -38,4 +38,4 @@ def test_a_workers_children_are_its_own_load_not_other_jobs():
     assert ours is not None and theirs is not None
     cpus = os.cpu_count() or 1
     assert theirs > 0.35 / cpus  # the child keeps one CPU busy
-    assert ours < theirs / 2
+    assert theirs - ours > 0.25 / cpus  # what the child used (other jobs may add to both)
