@@ -29,7 +29,8 @@ Version history:
 - 1: ``python -m bench.measure.worker``; ``hello``; refuses unknown fields; the timing setting
   ``slow_call_s``; the spec fields ``precision`` and ``grad_layout`` (a protocol-0 worker gets a
   spec without them when they name the arithmetic it always used, and none otherwise).
-- 2: the spec field ``slowdown`` (``bench validate``'s injected regression).
+- 2: the spec field ``slowdown`` (``bench validate``'s injected regression); ``work_scale`` (its old
+  hook, more examples a step under the same configuration) is gone.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ SPEC_FIELDS: dict[int, frozenset[str]] = {
             "options",
             "grid",
             "config_id",
-            "work_scale",  # bench validate: more examples under the same configuration
+            "work_scale",  # protocols 0-1: bench validate's old hook, more examples a step
         }
     ),
 }
@@ -89,7 +90,7 @@ SPEC_FIELDS[1] = SPEC_FIELDS[0] | {"precision", "grad_layout"}
 #: version 2: "slowdown": s >= 1 calls a JAX kernel s times per timed step on average (every
 #: step once, and one in 1 / (s - 1) steps once more): a regression of exactly x s, at any size
 #: (bench validate's detection trials)
-SPEC_FIELDS[2] = SPEC_FIELDS[1] | {"slowdown"}
+SPEC_FIELDS[2] = (SPEC_FIELDS[1] - {"work_scale"}) | {"slowdown"}
 
 
 class ProtocolError(ValueError):

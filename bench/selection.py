@@ -363,12 +363,12 @@ def peak_keys(specs: list[Spec]) -> list[str]:
     return sorted({rows.peak_key(s["dtype"], s.get("precision")) for s in specs})
 
 
-def n_examples(specs: list[Spec], scale: float = 1.0) -> int:
-    """Examples the workers load: enough for the biggest call (``scale``: ``bench validate``'s
-    larger batches), a whole training set for the epoch kernel."""
+def n_examples(specs: list[Spec]) -> int:
+    """Examples the workers load: enough for the biggest call, a whole training set for the
+    epoch kernel."""
     if any(s["kernel"] == "epoch" for s in specs):
         return EPOCH_EXAMPLES
-    sizes = [int(s["batch_size"] * scale) * max(_steps(s), 1) for s in specs]
+    sizes = [int(s["batch_size"]) * max(_steps(s), 1) for s in specs]
     return max(sizes, default=1)
 
 

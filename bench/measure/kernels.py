@@ -22,8 +22,6 @@ from . import timing
 def batch_arrays(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, steps: int = 1):
     """The first ``steps * batch_size`` examples, shaped for one call (``(S, B, ...)`` for scan)."""
     b = int(spec["batch_size"])
-    # test-only (bench validate): "work_scale": 1.2 runs 20% more examples under the same name
-    b = max(1, round(b * float(spec.get("work_scale", 1.0))))
     need = steps * b
     if need > images.shape[0]:
         reps = -(-need // images.shape[0])

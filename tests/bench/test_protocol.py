@@ -70,6 +70,8 @@ def test_an_older_worker_gets_only_what_it_honours():
     assert protocol.for_worker(slowed, 2) == slowed
     with pytest.raises(ProtocolError, match=r"spec fields \['slowdown'\].*protocol-1"):
         protocol.for_worker(slowed, 1)
+    with pytest.raises(ProtocolError, match=r"spec fields \['work_scale'\]"):
+        protocol.check_spec({**SPEC, "work_scale": 1.2})  # the old hook: gone
 
 
 def test_the_wire_and_the_version_handshake():
