@@ -1,7 +1,8 @@
 """`python -m bench SUBCOMMAND ...`: one module per subcommand, imported when used.
 
 Each subcommand module defines ``add_arguments(parser)`` and ``main(args) -> int`` (the exit
-code). Exit codes: 0 success, 1 the check failed (``compare``: a regression), 2 bad input.
+code). Exit codes: 0 success, 1 the check failed (``compare``: a regression; ``doctor``: a
+problem), 2 bad input.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ab": ("bench.commands.ab", "A/B two git commits interleaved on this machine"),
     "validate": ("bench.commands.validate", "measure compare's false-alarm and detection rates"),
     "launch": ("bench.commands.launch", "start N local processes for a jax.distributed run"),
+    "doctor": ("bench.commands.doctor", "what hardware and software is here, and what is missing"),
 }
 
 

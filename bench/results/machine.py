@@ -152,7 +152,7 @@ def metadata(
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run_id,
         "tool_version": tool_version(),
-        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy", "software")},
+        **{k: probe.get(k) for k in ("python", "jax", "jaxlib", "numpy", "software", "doctor")},
         "backends": backends,
         "cpu": info,
         "env": env(),

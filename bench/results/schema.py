@@ -186,6 +186,8 @@ METADATA_KEYS = (
     "peaks_measured",  # [peaks at the start, peaks at the end]: each measured in a fresh worker
     "dataset",  # {name, real, source}
     "skipped",  # [{what, reason}]
+    "doctor",  # python -m bench doctor's findings: {hardware, accelerator, backends, versions,
+    # torch, jax_said, problems: [{severity, problem, fix}]}
     "n_processes",
     "global_devices",
     "local_devices",

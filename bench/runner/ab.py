@@ -23,7 +23,7 @@ from ..format import say
 from ..protocol import TimingSettings
 from ..results import machine
 from ..selection import Selection
-from . import probe
+from . import doctor, probe
 from .loop import MAX_CANARY_RATIO, Arm, RetryPolicy, Runner, Spec
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
 from .progress import Progress
@@ -59,10 +59,11 @@ def plan(
     nothing can run."""
     from .sweep import peers_missing_reason
 
-    found, present = probe.probe(list(chosen.backends), out)
+    found, present, notes = doctor.checked_probe(list(chosen.backends), out)
     if not present:
         raise ValueError(f"none of the backends {', '.join(chosen.backends)} is present here")
     specs, skipped = chosen.expand(present, peers_missing_reason())
+    skipped = notes + skipped
     if not specs:
         raise ValueError("the selection leaves no configuration to run")
     quick = chosen.preset in selection.SHORT_PRESETS

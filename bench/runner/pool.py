@@ -27,6 +27,8 @@ from . import load
 
 STARTUP_TIMEOUT_S = 180.0
 DEFAULT_TIMEOUT_S = 300.0
+#: backends whose devices one process owns (a Cloud TPU's chips): one worker at a time there
+EXCLUSIVE_BACKENDS = frozenset({"tpu"})
 
 
 class WorkerDied(RuntimeError):
@@ -172,13 +174,18 @@ class WorkerProcess:
 def worker_env(
     backend: str, n_devices: int, base: dict[str, str] | None = None, *, root: Path | None = None
 ) -> dict[str, str]:
-    """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off.
+    """Environment of a worker: on CPU, ``n_devices`` fake devices; persistent cache off; on an
+    accelerator no up-front grab of most of its memory (JAX takes 75% of a GPU's at start by
+    default), so that ``bench ab``'s two workers and a probe share one GPU; a user's own
+    ``XLA_PYTHON_CLIENT_PREALLOCATE`` or ``..._MEM_FRACTION`` stands.
 
     ``root`` is the source tree the worker imports (``bench ab`` runs two trees).
     """
     env = dict(os.environ if base is None else base)
     env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend != "cpu" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env:
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if backend == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
         flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
@@ -208,7 +215,9 @@ class WorkerMeasurer:
     of one spec: the worker's, or a failure row when the worker did not start, crashed, hung
     past ``timeout`` (it is killed) or could not honour the request. The next spec after a
     failure gets a fresh worker. With ``track_load`` every row carries ``foreign_load``: the
-    share of the CPUs other processes used while it was measured.
+    share of the CPUs other processes used while it was measured. On an exclusive backend
+    (:data:`EXCLUSIVE_BACKENDS`) an arm's worker starts only once the other arms' have ended,
+    so the arms of an A/B take turns with the chips: a fresh worker per measurement there.
     """
 
     def __init__(
@@ -225,9 +234,25 @@ class WorkerMeasurer:
         self.ready: dict[str, bool] = {}
         self.group: tuple[str, int] = ("cpu", 1)
 
+    @property
+    def exclusive(self) -> bool:
+        return self.group[0] in EXCLUSIVE_BACKENDS
+
     def start(self, arm: Any, backend: str, n_devices: int) -> None:
-        """Spawn ``arm``'s worker for specs on ``backend`` with ``n_devices`` (no wait)."""
+        """Spawn ``arm``'s worker for specs on ``backend`` with ``n_devices`` (no wait); on an
+        exclusive backend, only note the group (the worker starts when it measures)."""
         self.group = (backend, n_devices)
+        self.ready[arm.name] = False
+        if self.exclusive:
+            self.workers[arm.name] = None
+            return
+        self._spawn(arm)
+
+    def _spawn(self, arm: Any) -> None:
+        backend, n_devices = self.group
+        if self.exclusive:  # the chips are free only once every other worker has ended
+            for other in [name for name, w in self.workers.items() if w and name != arm.name]:
+                self._stop(other)
         name = (
             f"worker-{arm.name}-{backend}-{n_devices}"
             if arm.name
@@ -240,14 +265,16 @@ class WorkerMeasurer:
     def prepare(self, arm: Any) -> None:
         """Wait until ``arm``'s worker is initialised, so that no worker is still starting up
         (importing JAX, loading data) beside a measurement; a failure shows at the first
-        measurement."""
+        measurement. Nothing to do on an exclusive backend (workers start as they measure)."""
+        if self.exclusive:
+            return
         with contextlib.suppress(WorkerDied):
             self._ready(arm)
 
     def _ready(self, arm: Any) -> WorkerProcess:
         """``arm``'s worker, initialised; a fresh one if the last one failed."""
         if self.workers.get(arm.name) is None:
-            self.start(arm, *self.group)
+            self._spawn(arm)
         w = self.workers[arm.name]
         assert w is not None
         if not self.ready[arm.name]:
@@ -284,6 +311,10 @@ class WorkerMeasurer:
         return row
 
     def stop(self, arm: Any, kill: bool = False) -> None:
-        w = self.workers.pop(arm.name, None)
+        self._stop(arm.name, kill)
+
+    def _stop(self, name: str, kill: bool = False) -> None:
+        w = self.workers.pop(name, None)
+        self.ready[name] = False
         if w is not None:
             w.kill() if kill else w.close()

@@ -24,6 +24,7 @@ from ..results import machine
 from ..results.rundir import RunDir
 from ..results.schema import SchemaError
 from ..selection import Selection, Spec, n_examples, peak_keys
+from . import doctor
 from . import probe as probing
 from .loop import SWEEP_RETRIES, Arm, Runner
 from .pool import DEFAULT_TIMEOUT_S, WorkerMeasurer
@@ -82,8 +83,11 @@ def plan(selection: Selection, log_dir: Path) -> Plan:
     Raises:
       SweepError: none is present, or the selection names something unknown.
     """
-    found, present = probing.probe(list(selection.backends), log_dir)
-    skipped = [
+    try:
+        found, present, notes = doctor.checked_probe(list(selection.backends), log_dir)
+    except doctor.MissingBackend as e:
+        raise SweepError(str(e)) from None
+    skipped = notes + [
         {"what": f"backend {b}", "reason": i["error"]}
         for b, i in found["backends"].items()
         if "error" in i
@@ -242,7 +246,11 @@ class Sweep:
 
 
 def _notices(skipped: list[dict[str, str]]) -> None:
+    """Every backend left out and why; the PyTorch peers' reason once."""
+    peers = False
     for s in skipped:
-        if s["what"].startswith("backend") or "PyTorch" in s["reason"]:
+        if s["what"].startswith("backend"):
             say(f"notice: {s['what']}: {s['reason']}")
-            break
+        elif "PyTorch" in s["reason"] and not peers:
+            say(f"notice: {s['what']}: {s['reason']}")
+            peers = True

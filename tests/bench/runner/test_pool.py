@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+import types
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -121,3 +123,60 @@ def test_this_trees_worker_refuses_what_it_does_not_know(tmp_path):
             w.wait_for({"row"}, 120)
     finally:
         w.close()
+
+
+class FakeWorker:
+    """A worker process that only counts how many of its kind are alive at once."""
+
+    alive: ClassVar[set[int]] = set()
+    most = 0
+    started = 0
+
+    def __init__(self, env, log_path, *, tree=ROOT, python=None):
+        FakeWorker.started += 1
+        self.id = FakeWorker.started
+        self.env = env
+        self.proc = types.SimpleNamespace(pid=0)
+        FakeWorker.alive.add(self.id)
+        FakeWorker.most = max(FakeWorker.most, len(FakeWorker.alive))
+
+    def request(self, request, kind, timeout):
+        assert self.id in FakeWorker.alive
+        if kind == "ready":
+            return {"dataset": {"name": "synthetic", "real": False}}
+        return {"row": {"status": "ok", "worker": self.id}}
+
+    def close(self):
+        FakeWorker.alive.discard(self.id)
+
+    kill = close
+
+
+@pytest.mark.parametrize(("backend", "most"), [("cpu", 2), ("gpu", 2), ("tpu", 1)])
+def test_on_a_tpu_the_two_sides_of_an_ab_take_turns(monkeypatch, tmp_path, backend, most):
+    """One process owns a TPU's chips: there the base's worker ends before the head's starts
+    (a fresh worker per measurement); elsewhere both stay up for the whole pass."""
+    monkeypatch.setattr("bench.runner.pool.WorkerProcess", FakeWorker)
+    FakeWorker.alive, FakeWorker.most, FakeWorker.started = set(), 0, 0
+    arms = [Arm("base", None, "b", tree=ROOT), Arm("head", None, "h", tree=ROOT)]
+    m = WorkerMeasurer({"op": "init"}, tmp_path)
+    for arm in arms:
+        m.start(arm, backend, 1)
+    for arm in arms:
+        m.prepare(arm)
+    workers = [m.measure(arm, {"variant": "jit"})["worker"] for _ in range(3) for arm in arms]
+    for arm in arms:
+        m.stop(arm)
+    assert FakeWorker.most == most
+    assert FakeWorker.alive == set()
+    assert len(set(workers)) == (2 if most == 2 else 6)
+
+
+def test_workers_on_an_accelerator_do_not_grab_its_memory(monkeypatch):
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_MEM_FRACTION", raising=False)
+    assert worker_env("gpu", 1)["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert worker_env("any", 1)["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in worker_env("cpu", 1)
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.3")  # the user's own choice stands
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in worker_env("gpu", 1)
