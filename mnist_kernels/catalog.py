@@ -21,6 +21,30 @@ from typing import Any
 IMAGE_PIXELS = 784
 NUM_CLASSES = 10
 
+#: the JAX releases this project supports, (major, minor): the oldest and the first it does not
+SUPPORTED_JAX = ((0, 10), (0, 13))
+
+
+def jax_release(version: str) -> tuple[int, int, int]:
+    """A JAX version string (``"0.12.0.1"``, ``"0.11.0rc1"``) as ``(major, minor, patch)``."""
+    parts = []
+    for part in version.split(".")[:3]:
+        digits = ""
+        for c in part:
+            if not c.isdigit():
+                break
+            digits += c
+        parts.append(int(digits) if digits else 0)
+    major, minor, patch = [*parts, 0, 0, 0][:3]
+    return major, minor, patch
+
+
+def jax_supported(version: str) -> bool:
+    """Whether JAX ``version`` is one this project supports."""
+    low, high = SUPPORTED_JAX
+    return low <= jax_release(version)[:2] < high
+
+
 #: dtypes a kernel may compute in. ``bfloat16`` keeps parameters in float32 and runs every
 #: matmul, forward and backward, on bfloat16 operands with float32 accumulation.
 DTYPES = ("float32", "bfloat16")

@@ -29,7 +29,7 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import catalog, model, placement
+from . import catalog, compat, model, placement
 from .catalog import is_multi_device as is_multi_device
 from .matmul import Compute
 from .model import Batch, Params
@@ -370,7 +370,7 @@ def _pmap(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
 
 
 def _batch_mesh(devices: list[Any]) -> jax.sharding.Mesh:
-    return jax.make_mesh((len(devices),), ("batch",), devices=devices)
+    return compat.make_mesh((len(devices),), ("batch",), devices=devices)
 
 
 def _data_parallel(
@@ -514,7 +514,7 @@ def _sharded_tp(
         )
     # Auto axes: the compiler (GSPMD) places the all-reduces of the row-parallel matmuls;
     # Explicit axes would make every contraction over "model" spell out its output sharding.
-    mesh = jax.make_mesh(
+    mesh = compat.make_mesh(
         (n // mp, mp), ("batch", "model"), (AxisType.Auto, AxisType.Auto), devices=devices
     )
 

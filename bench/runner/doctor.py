@@ -12,26 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mnist_kernels import catalog
+
 from .. import hardware
 from ..selection import ALL_BACKENDS
 from . import probe as probing
 
-#: the JAX releases this project supports: (oldest, first unsupported)
-SUPPORTED_JAX = ((0, 10), (0, 13))
 #: distributions of JAX's accelerator plugins, whose version must be jaxlib's
 PLUGINS = ("jax-cuda12-plugin", "jax-cuda12-pjrt", "jax-cuda13-plugin", "jax-cuda13-pjrt")
 
 ERROR, NOTICE = "error", "notice"
-
-
-def _release(version: str | None) -> tuple[int, ...]:
-    out = []
-    for part in (version or "").split(".")[:3]:
-        digits = "".join(c for c in part if c.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
 
 
 def diagnose(
@@ -86,8 +76,7 @@ def _jax_problems(
     jax: str | None, jaxlib: str | None, packages: Mapping[str, str], seen: hardware.Hardware
 ) -> list[dict[str, str]]:
     out = []
-    low, high = SUPPORTED_JAX
-    if jax and not low <= _release(jax)[:2] < high:
+    if jax and not catalog.jax_supported(jax):
         out.append(
             {
                 "severity": ERROR,
@@ -99,7 +88,7 @@ def _jax_problems(
         version = packages.get(name)
         if version is None:
             continue
-        if jaxlib and _release(version) != _release(jaxlib):
+        if jaxlib and catalog.jax_release(version) != catalog.jax_release(jaxlib):
             extra = "cuda13" if "cuda13" in name else "cuda12"
             out.append(
                 {

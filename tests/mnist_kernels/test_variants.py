@@ -59,6 +59,13 @@ def _run(name, n_devices, steps, x, y, p0, **kw):
     return kernel, host
 
 
+#: float32 rounding of a variant's steps against the reference's, relative to the update: the
+#: order of the sums over devices and examples changes the last bits of each step, and at lr 0.5
+#: the differences grow with the steps. Seen here on 1/2/4 devices (largest of every variant):
+#: one step 1.0e-6 (JAX 0.10 and 0.12); ten steps 9.2e-6 (0.10), 1.3e-5 (0.12, ensemble and
+#: sharded_tp). A gradient 1% wrong gives ~1e-2 at one step.
+STEP_TOLERANCE = {1: 1e-5, 10: 5e-5}
+
 CASES = [
     (n, d) for n in variants.names() for d in ((1, 2, 4) if variants.is_multi_device(n) else (1,))
 ]
@@ -74,7 +81,7 @@ def test_update_and_predict_match_reference(name, n_devices, steps):
     x, y = _batch()
     ref = _reference(p0, (x, y), steps)
     kernel, host = _run(name, n_devices, steps, x, y, p0)
-    assert _step_error(host, ref, p0) < 1e-5
+    assert _step_error(host, ref, p0) < STEP_TOLERANCE[steps]
     fresh = kernel.place(
         p0, (np.stack([x] * steps), np.stack([y] * steps)) if name == "scan" else (x, y)
     )[0]
