@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,8 @@ from ..regression.render import present
 from ..regression.sides import load_input
 from ..regression.verdicts import compare
 from ..results import machine
-from ..results.rundir import RunDir
-from ..runner import ab, trees
+from ..results.rundir import RunDir, RunDirBusy
+from ..runner import ab, interrupts, trees
 from ..runner.loop import Arm
 from ..selection import Selection
 from . import options
@@ -68,17 +67,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    old = None
-    with contextlib.suppress(ValueError):  # SIGTERM as Ctrl-C: worktrees and workers cleaned up
-        old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM and SIGHUP as Ctrl-C: worktrees and workers cleaned up
+    with interrupts.as_interrupt() as caught:
+        return caught.exit_code(_main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         chosen = options.selection_from(args)
         repo = trees.repo_root(Path.cwd())
         commits = {
             k: trees.resolve(repo, getattr(args, k)) for k in ("base", "head") if getattr(args, k)
         }
-        out = prepare_out(Path(args.out))
+        out = Path(args.out)
         with contextlib.ExitStack() as stack:
+            stack.callback(lock(out).unlock)  # OUT's one writer until the end
+            prepare_out(out)
             found = {k: stack.enter_context(trees.worktree(repo, c, k)) for k, c in commits.items()}
             found.setdefault("head", repo)
             for name, tree in found.items():
@@ -91,9 +95,17 @@ def main(args: argparse.Namespace) -> int:
     except (AbError, trees.GitError, ValueError) as e:
         say(f"ab: error: {e}")
         return 2
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+
+
+def lock(out: Path) -> RunDir:
+    """``out`` locked for this process (:meth:`bench.RunDir.lock`); another live ``bench ab``
+    writing there is refused with its PID."""
+    try:
+        return RunDir(out).lock()
+    except RunDirBusy as e:
+        raise AbError(str(e)) from None
+    except OSError as e:
+        raise AbError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 def prepare_out(out: Path) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 from mnist_kernels.argtypes import positive_float
 
 from ..format import say
-from ..runner import sweep
+from ..runner import interrupts, sweep
 from ..runner.pool import DEFAULT_TIMEOUT_S
 from . import options
 
@@ -128,7 +128,9 @@ def main(args: argparse.Namespace) -> int:
         if args.dry_run:
             print_plan(sweep.dry_run(selection))
             return 0
-        return sweep.run(selection, settings_from(args))
+        # SIGTERM and SIGHUP as Ctrl-C: the workers end, the run stays resumable
+        with interrupts.as_interrupt() as caught:
+            return caught.exit_code(sweep.run(selection, settings_from(args)))
     except sweep.SweepError as e:
         say(f"error: {e}")
         return 2

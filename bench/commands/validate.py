@@ -33,7 +33,8 @@ from mnist_kernels.argtypes import count, positive_float
 from ..format import say
 from ..regression.validation import format_markdown, format_text, summarize
 from ..results import machine
-from ..runner import ab, trials
+from ..results.rundir import RunDir, RunDirBusy
+from ..runner import ab, interrupts, trials
 from . import options
 
 MARKER = "validate.json"
@@ -86,14 +87,38 @@ def main(args: argparse.Namespace) -> int:
         chosen = options.selection_from(args)
         phases = _phases(args.phases)
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        writer = RunDir(out).lock()  # OUT's one writer: trials are numbered from what is there
         common, _, specs, _ = ab.plan(chosen, out)
         settings = _settings(args, chosen, specs)
         rule = options.rule_from(args, paired=True)
         done = _earlier(out, settings, rule, args.slow, fresh=args.fresh)
-    except ValueError as e:
+    except (ValueError, RunDirBusy) as e:
         say(f"validate: error: {e}")
         return 2
+    except OSError as e:
+        say(f"validate: error: cannot write {args.out}: {e.strerror or e}")
+        return 2
+    try:
+        with interrupts.as_interrupt() as caught:
+            return caught.exit_code(
+                _trials(args, out, chosen, specs, common, settings, rule, done, phases)
+            )
+    finally:
+        writer.unlock()
+
+
+def _trials(
+    args: argparse.Namespace,
+    out: Path,
+    chosen: Any,
+    specs: list[Any],
+    common: dict[str, Any],
+    settings: dict[str, Any],
+    rule: Any,
+    done: list[dict[str, Any]],
+    phases: list[str],
+) -> int:
+    """Run the trials, then summarise every stored run; 130 when interrupted."""
     init, run = options.ab_from(args, chosen, specs)
     runs = trials.Trials(out, specs, init, common, rule, run, args.slow, args.slowdown)
     first = 1 + max((r["trial"] for r in done), default=-1)
@@ -106,6 +131,7 @@ def main(args: argparse.Namespace) -> int:
         f"on top of {len(done)} earlier run(s); writing {out}"
     )
     records = list(done)
+    interrupted = False
     try:
         for t in range(first, first + args.trials):
             for phase in phases:
@@ -120,11 +146,14 @@ def main(args: argparse.Namespace) -> int:
                 )
     except KeyboardInterrupt:
         say("interrupted: the finished runs are kept")
+        interrupted = True
     doc = summarize(records, state)
     (out / MARKER).write_text(json.dumps(doc, indent=1) + "\n")
     (out / "validate.md").write_text(format_markdown(doc))
     print(format_text(doc))
     print(f"wrote {out / MARKER} and {out / 'validate.md'}")
+    if interrupted:
+        return 130
     return 0 if doc["pass"] else 1
 
 

@@ -5,10 +5,17 @@
 kill loses at most the row in flight; a line a kill left half-written is cut before anything is
 appended after it; ``metadata.json`` is replaced atomically; ``results.csv`` is written from the
 rows at the end. :func:`load` and :func:`load_metadata` read a run as pandas and a dict.
+
+One writer at a time: a process that writes a run directory first takes its lock
+(:meth:`RunDir.lock`, an advisory ``flock`` on ``.lock`` held for the process's life; the OS
+drops it when the process dies, so a kill -9 never leaves it stuck); a second writer is refused
+with the PID of the first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -20,6 +27,11 @@ from . import rows as rows_mod
 from . import schema
 
 RESULTS, REPEATS, METADATA, CSV = "results.jsonl", "repeats.jsonl", "metadata.json", "results.csv"
+LOCK = ".lock"
+
+
+class RunDirBusy(RuntimeError):
+    """Another live process is writing this run directory."""
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -120,6 +132,7 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._checked: set[Path] = set()
+        self._lock: Any = None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -157,6 +170,41 @@ class RunDir:
     def create(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
+
+    def lock(self) -> RunDir:
+        """Create the directory and become its one writer until :meth:`unlock` or this process
+        ends (the OS releases the lock of a dead process, kill -9 included).
+
+        Raises:
+          RunDirBusy: another live process holds it; the message names its PID.
+        """
+        if self._lock is not None:
+            return self
+        self.create()
+        f = (self.path / LOCK).open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunDirBusy(
+                f"{self.path} is being written by another run (PID {holder}); wait for it to "
+                f"finish, or write to another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock = f
+        return self
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def _append(self, path: Path, row: dict[str, Any]) -> None:
         if path not in self._checked:  # once per file: what a kill left is cut before we add

@@ -21,7 +21,7 @@ from .. import protocol, selection
 from ..format import say
 from ..protocol import TimingSettings
 from ..results import machine
-from ..results.rundir import RunDir
+from ..results.rundir import RunDir, RunDirBusy
 from ..results.schema import SchemaError
 from ..selection import Selection, Spec, n_examples, peak_keys
 from . import doctor
@@ -111,10 +111,13 @@ def dry_run(selection: Selection) -> Plan:
 
 
 def _open(settings: SweepSettings) -> tuple[RunDir, dict[str, Any], set[str]]:
-    """The run directory, the metadata of the run it resumes ({} for a new one) and the
-    configurations already done."""
+    """The run directory, locked for this process (its one writer), the metadata of the run it
+    resumes ({} for a new one) and the configurations already done."""
     if settings.resume is not None:
         out = RunDir(settings.resume)
+        if not out.path.is_dir():
+            raise SweepError(f"--resume {out}: no such run directory")
+        _lock(out)
         try:
             old = out.metadata()
             out.drop_torn_tail()
@@ -122,12 +125,21 @@ def _open(settings: SweepSettings) -> tuple[RunDir, dict[str, Any], set[str]]:
         except (FileNotFoundError, SchemaError) as e:
             raise SweepError(f"--resume {out}: {e}") from None
     run_id = machine.run_id()
-    out = RunDir(settings.out or Path("reports") / run_id)
+    out = _lock(RunDir(settings.out or Path("reports") / run_id))
     if out.has_results():
         raise SweepError(
             f"{out} already holds results; pick another --out or finish it with --resume {out}"
         )
-    return out.create(), {"run_id": run_id}, set()
+    return out, {"run_id": run_id}, set()
+
+
+def _lock(out: RunDir) -> RunDir:
+    try:
+        return out.lock()
+    except RunDirBusy as e:
+        raise SweepError(str(e)) from None
+    except OSError as e:  # --out names a file, or a place this user cannot write
+        raise SweepError(f"cannot write the run directory {out}: {e.strerror or e}") from None
 
 
 def run(selection: Selection, settings: SweepSettings) -> int:
