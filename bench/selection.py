@@ -233,6 +233,11 @@ def expand(
         ):
             _check(variant, kernel, dtype)
             if n > 1 and variant not in MULTI_DEVICE:
+                if 1 not in g.devices:  # else measured at n = 1, nothing is left out
+                    skipped[f"{variant} x{n}"] = (
+                        f"{variant} runs on one device; --devices {n} applies to the "
+                        f"multi-device variants ({', '.join(sorted(MULTI_DEVICE))})"
+                    )
                 continue  # single-device variants are measured at n = 1 only
             for precision, layout in _arithmetic(g, variant, dtype):
                 what = (
@@ -265,6 +270,20 @@ def expand(
                 spec["config_id"] = rows.config_id(spec)
                 specs.setdefault(spec["config_id"], spec)
     return list(specs.values()), [{"what": w, "reason": r} for w, r in skipped.items()]
+
+
+def nothing_to_run(left_out: list[dict[str, str]]) -> str:
+    """Why a selection leaves no configuration: each reason once, with how many it left out."""
+    by_reason: dict[str, list[str]] = {}
+    for s in left_out:
+        by_reason.setdefault(s["reason"], []).append(s["what"])
+    lines = [
+        f"\n  {reason} ({len(whats)} left out, e.g. {whats[0]})"
+        for reason, whats in by_reason.items()
+    ]
+    return "the selection leaves no configuration to run:" + "".join(
+        lines or ["\n  (no configuration was asked for)"]
+    )
 
 
 def _arithmetic(g: Grid, variant: str, dtype: str) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from mnist_kernels.argtypes import count, csv, ints, positive_float, positive_int
+from mnist_kernels.argtypes import layers as layer_sizes
 
 from .. import catalog, protocol, selection, stats
 from ..protocol import TimingSettings
@@ -106,7 +107,9 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--depths", type=ints, help="depth sweep: numbers of hidden layers (with --width)"
     )
-    p.add_argument("--width", type=int, default=512, help="hidden width for --depths (512)")
+    p.add_argument(
+        "--width", type=positive_int, default=512, help="hidden width for --depths (512)"
+    )
     p.add_argument("--batch-sizes", type=ints, help="comma list, like 1,32,128,1024,4096")
     p.add_argument("--dtypes", type=csv, help="float32, bfloat16 or both")
     p.add_argument(
@@ -127,11 +130,11 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--scan-steps",
-        type=int,
+        type=positive_int,
         default=None,
         help="SGD steps per scan call (default: 8, fewer above batch 1024)",
     )
-    p.add_argument("--members", type=int, default=None, help="ensemble members (4)")
+    p.add_argument("--members", type=positive_int, default=None, help="ensemble members (4)")
     p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist or synthetic")
     p.add_argument("--data-dir", default=None, help="where the IDX files are (see README)")
     p.add_argument(
@@ -142,61 +145,103 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: keys a ``--config`` file may hold (the ``bench run`` flags, underscored).
+def _text(value: object) -> str:
+    """A TOML value as it would be written after its flag (lists comma-joined)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, list)):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a value its flag takes")
+    if isinstance(value, list):
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            raise argparse.ArgumentTypeError(f"{value!r}: write a list of names or numbers")
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _layer_list(value: object) -> list[str]:
+    """``layers``: ``"784,10"``, ``["784,10", "784,256,10"]`` or ``[[784, 10]]``."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise argparse.ArgumentTypeError(
+            f'{value!r}: write layer sizes like "784,10" or a list of them'
+        )
+    out = []
+    for item in items:
+        text = _text(item)
+        layer_sizes(text)  # the flag's own check
+        out.append(text)
+    return out
+
+
+def _flag(kind):
+    """A TOML key's value read with its flag's type."""
+    return lambda value: kind(_text(value))
+
+
+def _switch(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise argparse.ArgumentTypeError(f"{value!r}: write true or false")
+    return value
+
+
+def _preset(value: object) -> str:
+    if value not in selection.PRESETS:
+        raise argparse.ArgumentTypeError(f"{value!r}: one of {', '.join(selection.PRESETS)}")
+    return str(value)
+
+
+#: the keys a ``--config`` file may hold (the ``bench run`` flags, underscored), each read with
+#: its flag's own rules
 TOML_KEYS = {
-    "preset",
-    "variants",
-    "kernels",
-    "layers",
-    "depths",
-    "width",
-    "batch_sizes",
-    "dtypes",
-    "precision",
-    "grad_layout",
-    "devices",
-    "backends",
-    "scan_steps",
-    "members",
-    "dataset",
-    "data_dir",
-    "out",
-    "timeout",
-    "repeats",
-    "no_peaks",
-    "quiet",
+    "preset": _preset,
+    "variants": _flag(csv),
+    "kernels": _flag(csv),
+    "layers": _layer_list,
+    "depths": _flag(ints),
+    "width": _flag(positive_int),
+    "batch_sizes": _flag(ints),
+    "dtypes": _flag(csv),
+    "precision": _flag(csv),
+    "grad_layout": _flag(csv),
+    "devices": _flag(ints),
+    "backends": _flag(str),
+    "scan_steps": _flag(positive_int),
+    "members": _flag(positive_int),
+    "dataset": _flag(str),
+    "data_dir": _flag(str),
+    "out": _flag(str),
+    "timeout": _flag(positive_float),
+    "repeats": _flag(passes),
+    "no_peaks": _switch,
+    "quiet": _switch,
 }
 
 
 def merge_config(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill flags not given on the command line from ``--config FILE.toml``.
+    """Fill flags not given on the command line from ``--config FILE.toml``, each value checked
+    by its flag's rules before anything runs.
 
     Raises:
-      ValueError: the file cannot be read or holds an unknown key.
+      ValueError: the file cannot be read, holds an unknown key or a value its flag refuses.
     """
     if not getattr(args, "config", None):
         return args
     path = Path(args.config)
     try:
         doc = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"--config {path}: {e}") from None
     doc = doc.get("bench", doc)
-    unknown = set(doc) - TOML_KEYS
+    unknown = set(doc) - set(TOML_KEYS)
     if unknown:
         raise ValueError(
             f"--config {path}: unknown keys {sorted(unknown)}; known: {sorted(TOML_KEYS)}"
         )
     for key, value in doc.items():
+        try:
+            parsed = TOML_KEYS[key](value)
+        except (argparse.ArgumentTypeError, ValueError) as e:
+            raise ValueError(f"--config {path}: {key} = {value!r}: {e}") from None
         if getattr(args, key, None) in (None, False):
-            lists = ("variants", "kernels", "dtypes", "precision", "grad_layout", "backends")
-            if key in lists and isinstance(value, str):
-                value = csv(value)
-            if key == "layers":
-                value = [v if isinstance(v, str) else ",".join(map(str, v)) for v in value]
-            if key == "backends" and isinstance(value, list):
-                value = ",".join(value)
-            setattr(args, key, value)
+            setattr(args, key, parsed)
     return args
 
 

@@ -77,16 +77,21 @@ def load_metadata(run_dir: str | Path) -> dict[str, Any]:
 
     Raises:
       FileNotFoundError: there is none.
-      schema.SchemaError: not JSON, or of a schema version this tool does not read.
+      schema.SchemaError: not JSON, no ``run_id``, or of a schema version this tool does not
+        read.
     """
     path = Path(run_dir) / METADATA
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; is {run_dir} a run directory?")
     try:
         meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise schema.SchemaError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise schema.SchemaError(f"{path}: not a metadata object (a JSON {type(meta).__name__})")
     schema.check_version(meta.get("schema_version"), str(path))
+    if not isinstance(meta.get("run_id"), str) or not meta["run_id"]:
+        raise schema.SchemaError(f"{path}: no run_id; it was not written by bench run")
     return meta
 
 
@@ -235,8 +240,12 @@ class RunDir:
     def write_metadata(self, meta: dict[str, Any]) -> None:
         """Replace ``metadata.json`` atomically (a kill leaves the old file or the new one)."""
         tmp = self.path / (METADATA + ".tmp")
-        tmp.write_text(json.dumps(schema.jsonable(meta), indent=1, default=str))
-        tmp.replace(self.path / METADATA)
+        try:
+            tmp.write_text(json.dumps(schema.jsonable(meta), indent=1, default=str))
+            tmp.replace(self.path / METADATA)
+        except BaseException:  # a full disk, a kill: the old file stays, no half-written copy
+            tmp.unlink(missing_ok=True)
+            raise
 
     def write_csv(self) -> Path | None:
         """``results.csv`` from ``results.jsonl`` (no raw samples, no tracebacks)."""

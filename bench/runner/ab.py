@@ -63,15 +63,12 @@ def plan(
     if not present:
         raise ValueError(f"none of the backends {', '.join(chosen.backends)} is present here")
     specs, skipped = chosen.expand(present, peers_missing_reason())
-    skipped = notes + skipped
+    skipped = skipped + notes
     if not specs:
-        raise ValueError("the selection leaves no configuration to run")
+        raise ValueError(selection.nothing_to_run(skipped))
     quick = chosen.preset in selection.SHORT_PRESETS
     keys = selection.peak_keys(specs)
     peaks = probe.peaks(present, keys, out, quick=quick) if with_peaks else {}
-    for b, i in found["backends"].items():
-        if "error" in i:
-            skipped.append({"what": f"backend {b}", "reason": i["error"]})
     common = machine.metadata(
         "",
         found,

@@ -168,7 +168,8 @@ def checked_probe(
     backends: list[str], log_dir: Path
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
     """The worker's probe of ``backends`` with the doctor's findings under ``"doctor"``, the
-    present backends, and a note for an accelerator left out by the user's ``--backends``.
+    present backends, and what is left out: each absent backend with why, and an accelerator
+    left out by the user's ``--backends``.
 
     Raises:
       MissingBackend: the hardware has an accelerator among ``backends`` and this JAX cannot
@@ -185,7 +186,19 @@ def checked_probe(
         raise MissingBackend(
             f"{problem}\n  fix: {fix}" + "".join(f"\n  JAX said: {line}" for line in said)
         )
-    notes = []
+    labels = {"gpu": "NVIDIA GPU", "tpu": "TPU"}
+    notes = [
+        {
+            "what": f"backend {b}",
+            "reason": (
+                f"no {labels[b]} on this machine (JAX: {i['error'][:160]})"
+                if b in labels and b != backend
+                else i["error"]
+            ),
+        }
+        for b, i in found["backends"].items()
+        if "error" in i
+    ]
     if backend is not None and backend not in backends:
         notes.append(
             {

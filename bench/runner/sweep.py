@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ..protocol import TimingSettings
 from ..results import machine
 from ..results.rundir import RunDir, RunDirBusy
 from ..results.schema import SchemaError
-from ..selection import Selection, Spec, n_examples, peak_keys
+from ..selection import Selection, Spec, n_examples, nothing_to_run, peak_keys
 from . import doctor
 from . import probe as probing
 from .loop import SWEEP_RETRIES, Arm, Runner
@@ -87,11 +88,7 @@ def plan(selection: Selection, log_dir: Path) -> Plan:
         found, present, notes = doctor.checked_probe(list(selection.backends), log_dir)
     except doctor.MissingBackend as e:
         raise SweepError(str(e)) from None
-    skipped = notes + [
-        {"what": f"backend {b}", "reason": i["error"]}
-        for b, i in found["backends"].items()
-        if "error" in i
-    ]
+    skipped = notes
     if not present:
         raise SweepError(
             f"none of the backends {', '.join(selection.backends)} is present here: "
@@ -101,6 +98,8 @@ def plan(selection: Selection, log_dir: Path) -> Plan:
         specs, left_out = selection.expand(present, peers_missing_reason())
     except ValueError as e:
         raise SweepError(str(e)) from None
+    if not specs:
+        raise SweepError(nothing_to_run(left_out))
     return Plan(found, present, specs, skipped + left_out, left_out)
 
 
@@ -145,8 +144,33 @@ def _lock(out: RunDir) -> RunDir:
 def run(selection: Selection, settings: SweepSettings) -> int:
     """The sweep (see the module docstring); the exit code: 0, 2 for bad input, 130 when
     interrupted (the run can be finished with ``--resume``)."""
+    target = settings.resume or settings.out
+    new = target is None or not Path(target).exists()
     out, old, done = _open(settings)
-    return Sweep(selection, settings, out, old).run(done)
+    try:
+        return Sweep(selection, settings, out, old).run(done)
+    except OSError as e:  # a full disk, a directory gone: what was written stays
+        kept = out.has_results()
+        what = (
+            f"the rows written so far are kept: make room, then python -m bench run --resume {out}"
+            if kept
+            else "nothing was measured: make room and run again"
+        )
+        if not kept and new:
+            _discard(out)
+        raise SweepError(
+            f"could not write {e.filename or out}: {e.strerror or e}; {what}"
+        ) from None
+    except SweepError:
+        if new and not out.has_results():  # refused before measuring: leave nothing behind
+            _discard(out)
+        raise
+
+
+def _discard(out: RunDir) -> None:
+    """Remove a run directory this run created and wrote no result into."""
+    out.unlock()
+    shutil.rmtree(out.path, ignore_errors=True)
 
 
 @dataclasses.dataclass

@@ -129,3 +129,60 @@ def test_an_out_that_is_a_file_is_refused(tmp_path):
         assert r.returncode == 2, r.stderr
         assert "cannot write the run directory" in r.stderr and "Traceback" not in r.stderr
     assert file.read_text() == "not a directory"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 32 KiB (root only; skipped where mounting is not allowed), unmounted after."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_stops_the_run_with_a_resume_hint_and_resume_finishes_it(small_disk):
+    out = small_disk / "run"
+    flags = ["--variants", "jit,vmap", "--kernels", "update", "--batch-sizes", "8,16,32,64"]
+    r = run_bench(
+        "run",
+        "--quick",
+        "--quiet",
+        "--layers",
+        "784,10",
+        *flags,
+        "--no-peaks",
+        *CPU,
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 2, r.stderr
+    assert "No space left on device" in r.stderr and "Traceback" not in r.stderr
+    assert f"python -m bench run --resume {out}" in r.stderr
+    assert not list(out.glob("*.tmp"))
+    kept = rundir.read_rows(out / "results.jsonl")  # every whole line is a good row
+    assert 0 < len(kept) < 8
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    r = run_bench("run", "--resume", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = rundir.read_rows(out / "results.jsonl")
+    assert len(rows) == 8 and all(row["status"] == "ok" for row in rows)
+    assert {row["config_id"] for row in kept} <= {row["config_id"] for row in rows}
+
+
+def test_a_disk_too_full_to_start_leaves_nothing_behind(small_disk):
+    (small_disk / "filler").write_bytes(b"x" * 28 * 1024)
+    out = small_disk / "run"
+    r = run_bench("run", *TINY, "--variants", "jit", *CPU, "--out", str(out))
+    assert r.returncode == 2, r.stderr
+    assert "No space left on device" in r.stderr and "nothing was measured" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()

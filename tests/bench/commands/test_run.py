@@ -147,6 +147,43 @@ def test_config_file_with_an_unknown_key_is_refused(tmp_path):
     assert "batch_sizez" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("layers = 784\n", 'layers = 784: 784: write layer sizes like "784,10"'),
+        ('layers = ["784,x"]\n', "write integers separated by commas"),
+        ('timeout = "abc"\n', "timeout = 'abc': 'abc' is not a float"),
+        ("timeout = -5\n", "timeout = -5: -5 must be positive"),
+        ("repeats = 0\n", "repeats = 0: '0': give a whole number of passes, 1 or more"),
+        ("width = 0\n", "width = 0: 0 must be positive"),
+        ("members = -1\n", "members = -1: -1 must be positive"),
+        ('batch_sizes = "x"\n', "batch_sizes = 'x': 'x': write integers"),
+        ("quiet = 1\n", "quiet = 1: 1: write true or false"),
+        ('preset = "fast"\n', "preset = 'fast': 'fast': one of"),
+        ("variants = [{a = 1}]\n", "write a list of names or numbers"),
+    ],
+)
+def test_a_config_value_its_flag_refuses_exits_2_before_anything_is_made(tmp_path, text, message):
+    """Each key is read with its flag's rules (the same messages), before the probe or the run
+    directory: a TOML value of the wrong type is not a traceback halfway through."""
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(text)
+    out = tmp_path / "run"
+    r = bench_run("--config", str(cfg), "--out", str(out), "--quick")
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_a_config_value_is_read_as_its_flag_would_read_it(tmp_path):
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text('batch_sizes = "32,64"\nlayers = [[784, 10]]\ndevices = [1]\n')
+    r = bench_run("--config", str(cfg), "--quick", "--variants", "jit", "--dry-run", *CPU)
+    assert r.returncode == 0, r.stderr
+    assert "784,10" in r.stdout and "b=32" in r.stdout and "b=64" in r.stdout
+
+
 # --- failing configurations -------------------------------------------------------------------
 
 
@@ -383,6 +420,11 @@ def test_only_missing_backends_exit_2(tmp_path):
         (["--layers", "100,10"], "must start with 784"),
         (["--layers", "784,x,10"], "write integers separated by commas"),
         (["--kernels", "backward"], "--kernels backward: unknown"),
+        (["--depths", "1", "--width", "0"], "argument --width: 0 must be positive"),
+        (["--scan-steps", "-3"], "argument --scan-steps: -3 must be positive"),
+        (["--members", "-1"], "argument --members: -1 must be positive"),
+        (["--timeout", "-5"], "argument --timeout: -5 must be positive"),
+        (["--timeout", "0"], "argument --timeout: 0 must be positive"),
     ],
 )
 def test_bad_flags_exit_2_with_a_message(tmp_path, flags, message):
@@ -392,6 +434,56 @@ def test_bad_flags_exit_2_with_a_message(tmp_path, flags, message):
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (out / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["--variants", "jit", "--devices", "2"], "jit runs on one device; --devices 2 applies"),
+        (
+            ["--variants", "sharded", "--devices", "3", "--batch-sizes", "32"],
+            "batch_size 32 is not divisible by 3 data-parallel groups",
+        ),
+    ],
+)
+def test_a_selection_that_leaves_nothing_exits_2_saying_why_and_makes_nothing(
+    tmp_path, flags, reason
+):
+    out = tmp_path / "run"
+    r = bench_run("--quick", "--no-peaks", *CPU, *flags, "--out", str(out))
+    assert r.returncode == 2, r.stderr
+    assert "the selection leaves no configuration to run" in r.stderr
+    assert reason in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "metadata.json").write_text("{bad"), "metadata.json: not valid JSON"),
+        (
+            lambda d: (d / "metadata.json").write_text('{"schema_version": 1}'),
+            "metadata.json: no run_id",
+        ),
+        (
+            lambda d: (d / "results.jsonl").write_text(
+                "garbage\n" + (d / "results.jsonl").read_text()
+            ),
+            "results.jsonl:1: not valid JSON",
+        ),
+    ],
+)
+def test_a_damaged_run_directory_is_refused_by_resume_and_report(
+    plain_run, tmp_path, damage, message
+):
+    out, _ = plain_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns(".lock"))
+    damage(copy)
+    for args in (["run", "--resume", str(copy)], ["report", str(copy)]):
+        r = run_bench(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_an_out_dir_with_results_needs_resume(plain_run):

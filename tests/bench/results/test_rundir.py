@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,29 @@ def test_the_csv_has_every_column_and_no_samples(tmp_path):
     assert "samples_s" not in header and "traceback" not in header
     assert list(rundir.load(tmp_path, samples=True).columns)[-1] == "samples_s"
     assert "samples_s" not in rundir.load(tmp_path).columns
+
+
+def test_metadata_without_a_run_id_or_not_an_object_is_refused(tmp_path):
+    (tmp_path / "metadata.json").write_text(json.dumps({"schema_version": 1}))
+    with pytest.raises(schema.SchemaError, match="no run_id"):
+        bench.load_metadata(tmp_path)
+    (tmp_path / "metadata.json").write_text("[1, 2]")
+    with pytest.raises(schema.SchemaError, match="not a metadata object"):
+        bench.load_metadata(tmp_path)
+
+
+def test_a_failed_metadata_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    out = RunDir(tmp_path).create()
+    out.write_metadata({"schema_version": 1, "run_id": "old"})
+
+    def full(self, data, *args, **kwargs):  # the disk fills halfway through the file
+        with open(self, "w") as f:
+            f.write(data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError, match="No space"):
+        out.write_metadata({"schema_version": 1, "run_id": "new"})
+    monkeypatch.undo()
+    assert out.metadata()["run_id"] == "old"
+    assert not list(tmp_path.glob("*.tmp"))
