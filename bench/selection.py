@@ -182,6 +182,8 @@ class Selection:
       options: per-variant options, like ``{"scan": {"steps": 4}}``.
       dataset: where the workers take their batches from.
       data_dir: where the dataset's files are, if not in the usual places.
+      dataset_named: the user named the data (``--dataset`` or ``--data-dir``): failing to read
+        it is an error, not a fall back to synthetic batches.
     """
 
     grids: tuple[Grid, ...]
@@ -190,6 +192,7 @@ class Selection:
     options: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
+    dataset_named: bool = False
 
     @property
     def requested_backends(self) -> str:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -40,9 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     known = ("mnist", "fashion-mnist", "synthetic")
     if args.dataset not in known:
         parser.error(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(known)}")
+    for flag, path in (("--save-params", args.save_params), ("--plot-weights", args.plot_weights)):
+        why = _unwritable(path)
+        if why:  # said now, not after the training
+            parser.error(f"{flag} {path}: {why}")
     try:
         train_x, train_y, test_x, test_y = data.load_dataset(args.dataset, args.data_dir)
-    except FileNotFoundError as e:
+    except (OSError, ValueError) as e:  # missing or damaged files: the loader says which
         print(f"error: {e}", file=sys.stderr)
         return 2
     n = train_x.shape[0]
@@ -93,12 +100,49 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Training set accuracy {train_acc:.4f}")
             print(f"Test set accuracy {test_acc:.4f}")
     host = [(np.asarray(w), np.asarray(b)) for w, b in jax.device_get(params)]
+    code = 0
     if args.save_params:
         arrays = {f"{k}{i}": a for i, (w, b) in enumerate(host) for k, a in (("w", w), ("b", b))}
-        np.savez(args.save_params, **arrays)
+        code |= _save(args.save_params, ".npz", lambda f: np.savez(f, **arrays))
     if args.plot_weights:
-        _plot_weights(host[0][0], args.plot_weights)
-    return 0
+        code |= _save(args.plot_weights, ".png", lambda f: _plot_weights(host[0][0], f))
+    return code
+
+
+def _unwritable(path: str | None) -> str | None:
+    """Why ``path`` cannot be written (None when it can, or no path was given)."""
+    if not path:
+        return None
+    target = Path(path)
+    if target.is_dir():
+        return "is a directory; name a file"
+    parent = target.parent
+    for above in (parent, *parent.parents):
+        if above.exists():
+            if not above.is_dir():
+                return f"{above} is a file, not a directory"
+            break
+    if not parent.exists():
+        return f"the directory {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return "not writable by this user"
+    return None
+
+
+def _save(path: str, suffix: str, write) -> int:
+    """``write(path)``; when that fails (a full disk, a directory gone during training), the
+    same into a temporary file, and say where: a finished training is never lost. 1 then."""
+    try:
+        write(path)
+        return 0
+    except OSError as e:
+        fd, fallback = tempfile.mkstemp(prefix="mnist-kernels-", suffix=suffix)
+        os.close(fd)
+        write(fallback)
+        print(
+            f"error: could not write {path} ({e.strerror or e}); wrote {fallback}", file=sys.stderr
+        )
+        return 1
 
 
 def _plot_weights(w: np.ndarray, path: str) -> None:

@@ -296,6 +296,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
         options=options,
         dataset=args.dataset or "fashion-mnist",
         data_dir=args.data_dir,
+        dataset_named=args.dataset is not None or args.data_dir is not None,
     )
 
 

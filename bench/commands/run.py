@@ -110,8 +110,29 @@ def print_plan(plan: sweep.Plan) -> None:
     say(f"{len(plan.specs)} configurations, {len(plan.left_out)} left out")
 
 
+#: what may be given with --resume: everything else is the interrupted run's own
+RESUME_FLAGS = ("--resume", "--timeout", "--quiet", "--write-run-dir")
+
+
+def flags_beside_resume(argv: list[str]) -> list[str]:
+    """The flags of ``argv`` (a ``bench run`` command line) that ``--resume`` would ignore."""
+    return [
+        a.split("=", 1)[0]
+        for a in argv
+        if a.startswith("-") and a.split("=", 1)[0] not in RESUME_FLAGS
+    ]
+
+
 def main(args: argparse.Namespace) -> int:
     if args.resume:
+        ignored = flags_beside_resume(run_argv())
+        if ignored:
+            say(
+                f"error: --resume finishes the run as it was started; {' '.join(ignored)} would "
+                f"change it: drop {'them' if len(ignored) > 1 else 'it'}, or start a new run "
+                f"with --out (only --timeout and --quiet may be given with --resume)"
+            )
+            return 2
         args = resumed_args(args)
     try:
         args = options.merge_config(args)

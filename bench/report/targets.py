@@ -122,6 +122,10 @@ def _deep_peak(ok: pd.DataFrame) -> list[dict[str, Any]]:
         if pf is None or (isinstance(pf, float) and math.isnan(pf)):
             out.append(_line("deep net peak", cell, "—", "≥ 85% of peak", None))
             continue
+        if str(best.get("above_peak")).lower() == "true":  # a peak measured too low: no verdict
+            why = f"{best['variant']} {float(pf):.1%} of a peak measured too low"
+            out.append(_line("deep net peak", cell, why, "≥ 85% of peak", None))
+            continue
         measured = f"{best['variant']} {float(pf):.1%} of peak"
         out.append(_line("deep net peak", cell, measured, "≥ 85% of peak", float(pf) >= 0.85))
     return out

@@ -98,6 +98,8 @@ def derive(row: Row, peaks: dict[str, Any]) -> Row:
     pb = peak.get("bandwidth_bytes_per_s")
     row["peak_flops_per_s"] = pf * scale if pf else None
     row["peak_bandwidth_bytes_per_s"] = pb * scale if pb else None
+    row["peak_fraction"] = row["roofline_fraction"] = None  # none kept from other peaks
+    row["above_peak"] = False
     if row.get("status") != "ok" or not t or t <= 0:
         return row
     row["min_bytes"] = nbytes = min_bytes(row)
@@ -110,6 +112,8 @@ def derive(row: Row, peaks: dict[str, Any]) -> Row:
     if row["peak_flops_per_s"] and row["peak_bandwidth_bytes_per_s"]:
         bound = max(flops / row["peak_flops_per_s"], nbytes / row["peak_bandwidth_bytes_per_s"])
         row["roofline_fraction"] = bound / t
+    fractions = [row.get(k) for k in ("peak_fraction", "roofline_fraction")]
+    row["above_peak"] = any(f is not None and f > 1.0 for f in fractions)
     return row
 
 

@@ -167,6 +167,21 @@ class RunDir:
     def frame(self, *, samples: bool = False) -> pd.DataFrame:
         return load(self.path, samples=samples)
 
+    def passes(self) -> dict[str, dict[int, dict[str, Any]]]:
+        """Every pass in ``repeats.jsonl``: ``config_id -> {pass: row}`` (a pass written twice:
+        the last; a torn last line is skipped)."""
+        out: dict[str, dict[int, dict[str, Any]]] = {}
+        if not self.repeats.exists():
+            return out
+        for line in self.repeats.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line a kill tore: that pass is measured again
+            if isinstance(row, dict) and isinstance(row.get(schema.PASS_COLUMN), int):
+                out.setdefault(str(row.get("config_id")), {})[row[schema.PASS_COLUMN]] = row
+        return out
+
     def done(self, *, ok_only: bool = False) -> set[str]:
         """The ``config_id`` of every row written (only those ``ok`` with ``ok_only``)."""
         return {r.get("config_id") for r in self.rows() if not ok_only or r.get("status") == "ok"}

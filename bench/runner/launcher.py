@@ -213,6 +213,9 @@ def supervise(children: list[Child], timeout: float, interrupts: dict[str, int],
                 if "RegisterTask" in last or "could not initialise" in last
                 else ""
             )
+            usage = first.proc.returncode == 2  # `bench run` refused its arguments
+            if usage:
+                hint += " (the run refused its arguments: see its message below)"
             print(
                 f"error: process {first.index} {exit_text(first.proc.returncode)} after "
                 f"{elapsed:.1f} s{also}{hint}; stopped the other processes. "
@@ -220,7 +223,7 @@ def supervise(children: list[Child], timeout: float, interrupts: dict[str, int],
                 file=sys.stderr,
                 flush=True,
             )
-            return 1
+            return 2 if usage else 1
         elif all(code == 0 for code in codes):
             for c in children:
                 c.finish_output()

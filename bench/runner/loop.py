@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from .. import selection
 from ..format import say
-from ..results import rows
+from ..results import rows, schema
 from ..results.machine import ROOT
 from ..results.rundir import RunDir
 from .progress import Progress
@@ -142,6 +142,16 @@ class Runner:
         self._measured: dict[tuple[str, str], list[Row]] = {}
         self._first: dict[str, list[str]] = {}
         self._recorded: set[str] = set()
+        self._kept: set[tuple[str, int]] = set()  # (config_id, pass) measured before a resume
+
+    def keep(self, arm: Arm, passes: dict[str, dict[int, Row]]) -> None:
+        """Passes of a resumed run measured before it stopped (``config_id -> {pass: row}``,
+        from ``repeats.jsonl``): merged into their rows, not measured again."""
+        for cid, by_pass in passes.items():
+            for p, row in sorted(by_pass.items()):
+                kept = {k: v for k, v in row.items() if k != schema.PASS_COLUMN}
+                self._measured.setdefault((arm.name, cid), []).append(kept)
+                self._kept.add((cid, p))
 
     def run(self, specs: list[Spec]) -> None:
         """Measure ``specs``: per group, ``passes`` passes, each with fresh workers; the rows
@@ -173,7 +183,11 @@ class Runner:
         try:
             for (backend, n), group in selection.groups(specs):
                 for p in passes:
-                    self._pass(backend, n, group, p, record and p == passes[-1])
+                    todo = [s for s in group if (s["config_id"], p) not in self._kept]
+                    if todo:
+                        self._pass(backend, n, todo, p, record and p == passes[-1])
+            if record:  # a spec whose last pass was kept from before a resume
+                self.finish(specs)
             done = True
         finally:
             if self.progress is not None:

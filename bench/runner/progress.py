@@ -29,11 +29,13 @@ def line_for(row: dict[str, Any]) -> str:
     comp = f"{sum(p or 0.0 for p in phases):6.3f} s" if any(phases) else "     —  "
     extra = f"  recompiles {row['recompiles']}!" if row.get("recompiles") else ""
     pf = row.get("peak_fraction")
-    return (
-        f"{what}  step {ms:9.4f} ms [{lo:.4f}, {hi:.4f}]  compile {comp}"
-        + (f"  {fmt.fmt_pct(pf):>6} of peak" if pf is not None else "")
-        + extra
-    )
+    if pf is None:
+        peak = ""
+    elif row.get("above_peak"):  # the peak is too low, not the kernel that fast
+        peak = f"  {fmt.fmt_pct(pf):>6} of a peak measured too low (re-measured at the end)"
+    else:
+        peak = f"  {fmt.fmt_pct(pf):>6} of peak"
+    return f"{what}  step {ms:9.4f} ms [{lo:.4f}, {hi:.4f}]  compile {comp}{peak}{extra}"
 
 
 class Progress:

@@ -100,7 +100,31 @@ def plan(selection: Selection, log_dir: Path) -> Plan:
         raise SweepError(str(e)) from None
     if not specs:
         raise SweepError(nothing_to_run(left_out))
+    _check_dataset(selection)
     return Plan(found, present, specs, skipped + left_out, left_out)
+
+
+def _check_dataset(chosen: Selection) -> None:
+    """Read the dataset's files before anything is measured: a dataset the user named that
+    cannot be read is an error; otherwise the workers' fallback to synthetic batches of the same
+    shape is said now (the rows say ``dataset_real`` false).
+
+    Raises:
+      SweepError: the named dataset is missing or damaged.
+    """
+    from mnist_kernels import data
+
+    try:
+        data.load_dataset(chosen.dataset, chosen.data_dir, n_train=1, n_test=1, download=False)
+    except (OSError, ValueError) as e:
+        why = str(e).splitlines()[0]
+        if chosen.dataset_named:
+            where = f" --data-dir {chosen.data_dir}" if chosen.data_dir else ""
+            raise SweepError(f"--dataset {chosen.dataset}{where}: {why}") from None
+        say(
+            f"notice: {chosen.dataset} is not here ({why}); measuring synthetic batches of "
+            f"the same shape (--dataset synthetic says so, --data-dir points at the files)"
+        )
 
 
 def dry_run(selection: Selection) -> Plan:
@@ -264,6 +288,9 @@ class Sweep:
         runner = Runner(
             [arm], measurer, passes=passes, peaks=peaks, progress=progress, retry=SWEEP_RETRIES
         )
+        if self.settings.resume is not None and passes > 1:  # passes measured before the stop
+            wanted = {s["config_id"] for s in todo}
+            runner.keep(arm, {c: p for c, p in self.out.passes().items() if c in wanted})
         try:
             runner.run(todo)
         except KeyboardInterrupt:

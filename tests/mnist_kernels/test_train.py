@@ -3,6 +3,7 @@ NumPy, reference figures, synthetic learning, clear errors."""
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,53 @@ def test_bad_input_is_a_clear_error(capsys, argv, message):
         train.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "where", "message"),
+    [
+        ("--save-params", "a-file/p.npz", "a-file is a file, not a directory"),
+        ("--plot-weights", "a-file/sub/w.png", "a-file is a file, not a directory"),
+        ("--save-params", "missing/p.npz", "the directory missing does not exist"),
+        ("--plot-weights", ".", "is a directory; name a file"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_training(
+    capsys, tmp_path, monkeypatch, flag, where, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    trained = []
+    monkeypatch.setattr(train, "train_epoch", lambda *a, **k: trained.append(1))
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--dataset", "synthetic", "--epochs", "1", "--variant", "scan", flag, where])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not trained
+
+
+def test_a_failed_save_after_training_writes_elsewhere_and_says_where(capsys, tmp_path):
+    target = tmp_path / "p.npz"
+
+    def write(path):
+        if str(path) == str(target):
+            raise OSError(28, "No space left on device")
+        np.savez(path, w0=np.ones(3))
+
+    assert train._save(str(target), ".npz", write) == 1
+    err = capsys.readouterr().err
+    assert f"could not write {target} (No space left on device); wrote " in err
+    fallback = err.strip().rsplit("wrote ", 1)[1]
+    assert np.load(fallback)["w0"].tolist() == [1.0, 1.0, 1.0]
+    os.unlink(fallback)
+
+
+def test_damaged_dataset_files_are_one_clear_error(capsys, tmp_path):
+    paths = write_fake_dataset(tmp_path / "data")
+    first = next(iter(paths.values()))
+    first.write_bytes(b"\x1f\x8b not really gzip")
+    code = train.main(["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) <= 2, err
+    assert "Traceback" not in err

@@ -5,6 +5,7 @@ is a file is refused without a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.results import rundir
-from tests.bench.commands.test_run import child_pids, gone
+from tests.bench.commands.test_run import RESUME_ARGS, child_pids, gone, kill_sweep
 from tests.helpers import ROOT, TINY, bench_env, run_bench
 
 pytestmark = pytest.mark.slow
@@ -186,3 +187,29 @@ def test_a_disk_too_full_to_start_leaves_nothing_behind(small_disk):
     assert "No space left on device" in r.stderr and "nothing was measured" in r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_a_resumed_run_of_several_passes_keeps_the_passes_it_measured(tmp_path):
+    """--repeats 2, killed during pass 2: the resume measures only what is missing (no pass
+    twice in repeats.jsonl), and every row pools both passes."""
+    out = tmp_path / "run"
+    flags = ["--variants", "jit", "--kernels", "update,predict", *RESUME_ARGS[8:10]]
+    run = start_run(out, *flags, "--repeats", "2")
+    repeats = out / "repeats.jsonl"
+
+    def lines() -> list[str]:
+        return [ln for ln in repeats.read_text().splitlines() if ln.strip()]
+
+    try:  # 6 configurations: pass 1 is 6 lines; stop in the middle of pass 2
+        wait_for(lambda: (repeats.exists() and len(lines()) >= 8) or run.poll() is not None)
+    finally:
+        if run.poll() is None:
+            kill_sweep(run)
+    before = len(lines())
+    assert 8 <= before < 12, "the run was not stopped during its second pass"
+    r = run_bench("run", "--resume", str(out))
+    assert r.returncode == 0, r.stderr
+    seen = [(json.loads(ln)["config_id"], json.loads(ln)["pass"]) for ln in lines()]
+    assert len(seen) == len(set(seen)) == 12  # 6 configurations x 2 passes, none twice
+    rows = rundir.read_rows(out / "results.jsonl")
+    assert len(rows) == 6 and all(row["repeats"] == 2 for row in rows)

@@ -94,3 +94,10 @@ def test_child_env_names_the_coordinator_and_fake_devices():
     assert env["XLA_FLAGS"] == "--foo --xla_force_host_platform_device_count=2"
     gpu = launch.child_env(1, 2, "h:1", 4, backend="gpu", base={})
     assert gpu["JAX_LOCAL_DEVICE_IDS"] == "4,5,6,7" and "JAX_PLATFORMS" not in gpu
+
+
+def test_a_run_that_refuses_its_arguments_is_a_usage_error(tmp_path):
+    r = _launch("-n", "2", "--", "run", "--variants", "nope", "--out", str(tmp_path / "run"))
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "refused its arguments" in r.stderr and "--variants nope: unknown" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 import bench
+from bench import selection
 from bench.results import rundir, schema
+from bench.runner import sweep
 from tests.helpers import ROOT, TINY, bench_env, run_bench
 
 CPU = ["--backends", "cpu"]
@@ -484,6 +486,45 @@ def test_a_damaged_run_directory_is_refused_by_resume_and_report(
         r = run_bench(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_resume_refuses_flags_that_would_change_the_run(plain_run):
+    out, _ = plain_run
+    before = (out / "results.jsonl").read_text()
+    r = bench_run("--resume", str(out), "--variants", "vmap", "--batch-sizes=64")
+    assert r.returncode == 2, r.stderr
+    assert "--variants --batch-sizes would change it" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "results.jsonl").read_text() == before
+
+
+def test_data_the_user_named_that_cannot_be_read_is_an_error(tmp_path):
+    from tests.helpers import write_fake_dataset
+
+    paths = write_fake_dataset(tmp_path / "data")
+    next(iter(paths.values())).write_bytes(b"\x1f\x8b damaged")
+    out = tmp_path / "run"
+    r = bench_run(*TINY, *CPU, "--dataset", "mnist", "--data-dir", str(tmp_path / "data"),
+                  "--out", str(out))  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "--dataset mnist --data-dir" in r.stderr and "corrupt gzip stream" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_a_dataset_nobody_named_falls_back_to_synthetic_and_says_so(monkeypatch, capsys):
+    from mnist_kernels import data
+
+    def missing(*args, **kwargs):
+        raise data.DatasetNotFoundError("fashion-mnist: looked in /nowhere")
+
+    monkeypatch.setattr(data, "load_dataset", missing)
+    sweep._check_dataset(selection.Selection(grids=()))
+    assert (
+        "notice: fashion-mnist is not here (fashion-mnist: looked in /nowhere); measuring "
+        "synthetic batches" in capsys.readouterr().err
+    )
+    named = selection.Selection(grids=(), dataset="mnist", dataset_named=True)
+    with pytest.raises(sweep.SweepError, match="--dataset mnist: fashion-mnist: looked in"):
+        sweep._check_dataset(named)
 
 
 def test_an_out_dir_with_results_needs_resume(plain_run):

@@ -186,3 +186,26 @@ def test_the_roofline_counts_the_same_bytes_and_devices_for_every_row():
         assert points.loc[name, "per_device"] / device_roof == pytest.approx(
             row["roofline_fraction"]
         )
+
+
+def test_a_fraction_above_the_peak_is_marked_and_never_shown_as_true():
+    """A peak measured in a slow spell is too low: the rows above it say so (stored and
+    printed), and the deep-net target gives no verdict on such a row."""
+    from bench.report import targets
+    from bench.runner.progress import line_for
+
+    low = {"cpu": {"float32": {"matmul_flops_per_s": 1e11, "bandwidth_bytes_per_s": 1e12}}}
+    row = make_row(flops=1.7e8, step_median_s=1e-3, samples=[1e-3] * 6, precision="highest")
+    row = rows.derive(dict(row), low)
+    assert row["peak_fraction"] == pytest.approx(1.7) and row["above_peak"] is True
+    assert "of a peak measured too low" in line_for(row)
+    fine = rows.derive(dict(row), {"cpu": {"float32": {"matmul_flops_per_s": 1e12}}})
+    assert fine["above_peak"] is False and "of peak" in line_for(fine)
+    assert "above_peak" in schema.COLUMNS
+
+    import pandas as pd
+
+    deep = {**row, "layer_sizes": targets.DEEP, "batch_size": 1024, "framework": "jax"}
+    found = targets._deep_peak(pd.DataFrame([deep]))
+    (line,) = [t for t in found if t["configuration"].endswith("batch 1024")]
+    assert line["verdict"] == "not measured" and "measured too low" in line["measured"]
