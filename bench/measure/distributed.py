@@ -59,6 +59,7 @@ from ..runner.loop import Arm, Runner
 from ..runner.pool import DEFAULT_TIMEOUT_S
 from ..runner.progress import Progress
 from ..selection import Selection, Spec
+from . import timing
 
 DEFAULT_INIT_TIMEOUT_S = 300
 #: timed samples per configuration, per preset (each sample is one synced step).
@@ -298,7 +299,8 @@ class LockstepMeasurer:
     def _timed_out(self, what: str) -> None:
         say(
             f"error: process {self.ctx.pid}: {what} ran past --timeout "
-            f"{self.watchdog.timeout_s:.0f} s (a stuck collective, or a process gone?); exiting"
+            f"{self.watchdog.timeout_s:.0f} s (in {timing.phase()}: a stuck collective, or a "
+            f"process gone?); exiting"
         )
         if self.current is not None:
             why = f"no result within --timeout {self.watchdog.timeout_s:.0f} s; the run was stopped"

@@ -193,12 +193,15 @@ def measure(
         fn = kernel.predict_fn
     jax.block_until_ready((params, batch))
 
+    timing.phase("compiling")
     compiled, phases = compile_cold(fn, (params, batch))
     facts = _global_facts(compiled, spec, len(devices))
+    timing.phase("first call")
     t0 = timing.clock()
     out = compiled(params, batch)
     jax.block_until_ready(out)
     first_call_s = timing.clock() - t0
+    timing.phase("steps")
 
     bounded = devices[0].platform == "cpu" and len(devices) > 1
     call = _timed_call(spec, kernel, params, batch, MAX_IN_FLIGHT if bounded else None)

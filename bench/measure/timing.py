@@ -153,6 +153,21 @@ def compiled_facts(compiled: Any) -> dict[str, Any]:
     return facts
 
 
+#: what this process is doing in the configuration being measured, in order; a distributed
+#: run's watchdog names it, so the launcher can tell the process that stopped from those
+#: waiting for it in a collective
+PHASES = ("preparing", "compiling", "first call", "steps")
+_phase = {"now": PHASES[0]}
+
+
+def phase(name: str | None = None) -> str:
+    """Set (with ``name``) and return the phase of the current measurement."""
+    if name is not None:
+        assert name in PHASES, name
+        _phase["now"] = name
+    return _phase["now"]
+
+
 class CompileCounter:
     """Counts backend compiles reported through ``jax.monitoring`` while active."""
 

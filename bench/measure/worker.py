@@ -22,6 +22,7 @@ import numpy as np
 from .. import catalog, protocol
 from ..protocol import FAULT_ENV, TimingSettings
 from ..results import rows
+from . import timing
 
 
 def emit(event: dict[str, Any], stream: Any = None) -> None:
@@ -60,6 +61,7 @@ class Worker:
         """The row of ``spec``: measured, or ``status`` ``error``/``skipped`` with the reason."""
         row = rows.identity(spec, self.dataset)
         t0 = time.perf_counter()
+        timing.phase("preparing")
         try:
             inject_fault(spec)
             before = self.canary.ratio() if self.canary else None

@@ -162,6 +162,40 @@ def exit_text(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+#: a distributed process's exit code when a configuration ran past --timeout (its watchdog)
+WATCHDOG_EXIT = 124
+#: the watchdog's line, with the phase the process was in (bench.measure.timing.PHASES)
+WATCHDOG_LINE = re.compile(r"ran past --timeout \S+ s \(in (?P<phase>[a-z ]+):")
+PHASES = ("preparing", "compiling", "first call", "steps")
+
+
+def wait_for_exits(children: list[Child], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    while any(c.proc.poll() is None for c in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def stopped_first(children: list[Child]) -> tuple[Child | None, str]:
+    """When several processes' watchdogs fired, the one that stopped earliest in its
+    configuration (the others were waiting for it in a collective) and that phase; None when
+    that is not clear."""
+    phases = {}
+    for c in children:
+        with c.lock:
+            lines = list(c.tail)
+        for line in lines:
+            found = WATCHDOG_LINE.search(line)
+            if found and found["phase"] in PHASES:
+                phases[c.index] = PHASES.index(found["phase"])
+    if len(phases) < 2:
+        return None, ""
+    earliest = min(phases.values())
+    stuck = [i for i, rank in phases.items() if rank == earliest]
+    if len(stuck) != 1 or earliest == max(phases.values()):
+        return None, ""
+    return next(c for c in children if c.index == stuck[0]), PHASES[earliest]
+
+
 def stop_all(children: list[Child], sig: int = signal.SIGTERM, grace: float = GRACE_S) -> None:
     """``sig`` to every running child, then SIGKILL to those still there after ``grace``."""
     for c in children:
@@ -200,9 +234,15 @@ def supervise(children: list[Child], timeout: float, interrupts: dict[str, int],
         elif failed:
             # the first to go is the cause: the others often fail because it went
             first = min(failed, key=lambda c: (exited_at[c.index], c.index))
-            others = [c for c in failed if c is not first]
             elapsed = exited_at[first.index] - start
+            if first.proc.returncode == WATCHDOG_EXIT:  # the others' watchdogs fire now too
+                wait_for_exits(children, FAIL_GRACE_S)
             stop_all(children, grace=FAIL_GRACE_S)
+            stuck, where = stopped_first(children)
+            if stuck is not None and stuck is not first:
+                first, elapsed = stuck, time.monotonic() - start
+            # those that ended on their own (the rest were stopped here)
+            others = [c for c in children if (c.proc.returncode or 0) > 0 and c is not first]
             also = "".join(
                 f"; process {c.index} also {exit_text(c.proc.returncode)}" for c in others
             )
@@ -213,6 +253,8 @@ def supervise(children: list[Child], timeout: float, interrupts: dict[str, int],
                 if "RegisterTask" in last or "could not initialise" in last
                 else ""
             )
+            if stuck is first:
+                hint += f" (it stopped in {where}; the others waited for it in a collective)"
             usage = first.proc.returncode == 2  # `bench run` refused its arguments
             if usage:
                 hint += " (the run refused its arguments: see its message below)"

@@ -101,3 +101,38 @@ def test_a_run_that_refuses_its_arguments_is_a_usage_error(tmp_path):
     assert r.returncode == 2, r.stderr[-3000:]
     assert "refused its arguments" in r.stderr and "--variants nope: unknown" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_process_that_hangs_is_blamed_not_the_one_waiting_for_it(tmp_path):
+    """Process 1 hangs before its first step; process 0 waits for it in a collective. Both
+    watchdogs fire at --timeout: the launcher names process 1 and where it stopped."""
+    env = bench_env(MNIST_BENCH_INJECT_FAULT="hang:sharded", MNIST_BENCH_INJECT_FAULT_PROCESS="1")
+    r = _launch(
+        "-n", "2", "--devices-per-process", "2", "--timeout", "170", "--",
+        *RUN, "--out", str(tmp_path / "run"), "--no-peaks", "--timeout", "20",
+        env=env,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "error: process 1 exited with code 124" in r.stderr, r.stderr[-3000:]
+    assert "it stopped in preparing; the others waited for it in a collective" in r.stderr
+
+
+def test_the_process_that_stopped_earliest_is_found_from_the_watchdog_lines():
+    import collections
+    import threading
+    import types
+
+    from bench.runner.launcher import stopped_first
+
+    def child(index, line):
+        tail = collections.deque([f"[p{index}] x", line])
+        return types.SimpleNamespace(index=index, lock=threading.Lock(), tail=tail)
+
+    def fired(i, phase):
+        return f"error: process {i}: sharded update ran past --timeout 20 s (in {phase}: a stuck"
+
+    waiting = child(0, fired(0, "first call"))
+    stuck = child(1, fired(1, "preparing"))
+    assert stopped_first([waiting, stuck]) == (stuck, "preparing")
+    assert stopped_first([waiting, child(1, fired(1, "first call"))]) == (None, "")
+    assert stopped_first([waiting, child(1, "[p1] killed")]) == (None, "")
