@@ -10,6 +10,12 @@ Four rates, each a count over a count with its Clopper-Pearson 95% interval:
   at most ``alpha`` by construction, :mod:`bench.regression.verdicts`);
 - **detection**: rows of the slowed kernel called slower / those rows, in the detection runs;
 - **false alarms elsewhere**: the detection runs' other rows called slower / those rows.
+
+The targets are about this machine at rest. A run during which other jobs loaded the CPUs
+through more than :data:`LOADED_SHARE` of its measurements (``bench ab`` warns of such a run:
+its verdicts are noisy) is a *loaded* run: the rates are given over the quiet runs, and again
+over every run beside them, with each loaded run listed; nothing is dropped silently. The share
+is the tool's own measurement of other jobs' CPU time, made before any verdict.
 """
 
 from __future__ import annotations
@@ -29,6 +35,17 @@ from ..results import machine
 PER_CONFIG_TARGET = 0.001
 PER_RUN_TARGET = 0.05
 DETECTION_TARGET = 0.95
+#: a run with more than this share of its measurements kept under other jobs' load is loaded
+LOADED_SHARE = 0.10
+
+
+def load_share(record: dict[str, Any]) -> float:
+    """The share of a run's measurements kept while other jobs loaded the CPUs."""
+    return record.get("measurements_under_load", 0) / max(1, record.get("measurements", 0))
+
+
+def loaded(record: dict[str, Any]) -> bool:
+    return load_share(record) > LOADED_SHARE
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float | None, float | None]:
@@ -76,7 +93,45 @@ def by_configuration(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarize(records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
-    """validate.json: ``info`` (settings, command, date...), the four rates, the verdicts."""
+    """validate.json: ``info`` (settings, command, date...), the four rates over the quiet runs
+    and their verdicts, the same rates over every run (``checks_all_runs``) and the loaded
+    runs."""
+    quiet = [r for r in records if not loaded(r)]
+    checks, verdict, (aa, det, aa_rows, slowed) = _rates(quiet)
+    everything = _rates(records)[0]
+    cpu = machine.cpu()
+    host = {"host": os.uname().nodename, "cpu": cpu.get("model"), "cores": cpu.get("cores")}
+    doc = {**info, "runs": {"aa": len(aa), "detection": len(det)}, "checks": checks}
+    doc.update(
+        passed=verdict,
+        pass_=all(verdict.values()) and bool(aa),
+        detection_by_configuration=by_configuration(slowed),
+        aa_flagged=[c for c in by_configuration(aa_rows) if c["flagged"]],
+        checks_all_runs=everything,
+        loaded_runs=[
+            {
+                "trial": r["trial"],
+                "phase": r["phase"],
+                "under_load": load_share(r),
+                "exit_code": r["exit_code"],
+                "slower": sorted(row["label"] for row in r["rows"] if row["verdict"] == "slower"),
+            }
+            for r in records
+            if loaded(r)
+        ],
+        measurements={
+            k: sum(r.get(k, 0) for r in records)
+            for k in ("measurements", "measurements_redone", "measurements_under_load")
+        },
+        elapsed_s=[r.get("elapsed_s") for r in records],
+        machine=host,
+    )
+    doc["pass"] = doc.pop("pass_")
+    return json.loads(json.dumps(doc, default=float))  # NumPy numbers as plain ones
+
+
+def _rates(records: list[dict[str, Any]]) -> tuple[dict, dict, tuple]:
+    """The four rates of ``records`` and their verdicts (and the runs and rows they count)."""
     aa = [r for r in records if r["phase"] == "aa"]
     det = [r for r in records if r["phase"] == "detection"]
     aa_rows = [row for r in aa for row in r["rows"]]
@@ -100,23 +155,7 @@ def summarize(records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, 
         "detection": det != [] and (detection["rate"] or 0.0) >= DETECTION_TARGET,
         "false_alarm_elsewhere": det == [] or _at_most(elsewhere, PER_CONFIG_TARGET),
     }
-    cpu = machine.cpu()
-    host = {"host": os.uname().nodename, "cpu": cpu.get("model"), "cores": cpu.get("cores")}
-    doc = {**info, "runs": {"aa": len(aa), "detection": len(det)}, "checks": checks}
-    doc.update(
-        passed=verdict,
-        pass_=all(verdict.values()) and bool(aa),
-        detection_by_configuration=by_configuration(slowed),
-        aa_flagged=[c for c in by_configuration(aa_rows) if c["flagged"]],
-        measurements={
-            k: sum(r.get(k, 0) for r in records)
-            for k in ("measurements", "measurements_redone", "measurements_under_load")
-        },
-        elapsed_s=[r.get("elapsed_s") for r in records],
-        machine=host,
-    )
-    doc["pass"] = doc.pop("pass_")
-    return json.loads(json.dumps(doc, default=float))  # NumPy numbers as plain ones
+    return checks, verdict, (aa, det, aa_rows, slowed)
 
 
 def _at_most(r: dict[str, Any], target: float) -> bool:
@@ -147,8 +186,10 @@ def _how(doc: dict[str, Any]) -> str:
     m, s = doc["machine"], doc["settings"]
     took = [t for t in doc["elapsed_s"] if t]
     per_run = f", {np.median(took) / 60:.1f} min a run" if took else ""
+    loaded_runs = len(doc.get("loaded_runs") or [])
+    aside = f" (and {loaded_runs} loaded, below)" if loaded_runs else ""
     return (
-        f"{doc['runs']['aa']} A/A and {doc['runs']['detection']} detection run(s) of "
+        f"{doc['runs']['aa']} A/A and {doc['runs']['detection']} detection run(s){aside} of "
         f"{s['configurations']} configurations ({s['preset']} preset), each as bench ab runs it: "
         f"{s['repeats']} screening pass(es), {s['confirm']} confirming passes for up to "
         f"{s['max_suspects']} suspects, factor {s['factor']:g}, family-wise alpha "
@@ -169,13 +210,24 @@ def _missed(doc: dict[str, Any]) -> list[str]:
 
 
 def _busy(doc: dict[str, Any]) -> list[str]:
-    """A warning when other jobs loaded the machine through much of the runs."""
-    m = doc["measurements"]
-    if m["measurements_under_load"] <= 0.1 * max(1, m["measurements"]):
+    """The loaded runs, left out of the rates above, and the rates with them."""
+    runs = doc.get("loaded_runs") or []
+    if not runs:
         return []
+    every = doc["checks_all_runs"]
+    listed = "; ".join(
+        f"{r['phase']} run {r['trial']}: {r['under_load']:.0%} of its measurements under load, "
+        f"exit {r['exit_code']}, {len(r['slower'])} slower"
+        for r in runs
+    )
+    rates = ", ".join(
+        f"{NAMES[k]} {every[k]['count']}/{every[k]['of']}" for k in NAMES if every[k]["of"]
+    )
     return [
-        "WARNING: other jobs kept the CPUs busy through much of these runs: the rates describe "
-        "a loaded machine, not this one at rest; run it again when the machine is quiet"
+        f"{len(runs)} loaded run(s) (other jobs kept the CPUs busy through more than "
+        f"{LOADED_SHARE:.0%} of the measurements; bench ab warned of each) are left out of the "
+        f"rates above: {listed}",
+        f"every run, loaded ones included: {rates}",
     ]
 
 
