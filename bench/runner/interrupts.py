@@ -1,11 +1,12 @@
 """SIGTERM and SIGHUP handled as Ctrl-C: a command that is told to stop (by a job scheduler, a
 closed terminal, ``kill``) ends its workers, records what it measured and says how to resume,
-exactly as after Ctrl-C; its exit code is still the signal's (128 + its number)."""
+exactly as after Ctrl-C, and exits 130 as after Ctrl-C (which signal it was is said)."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator
 from types import FrameType
 
@@ -19,8 +20,10 @@ class Caught:
     signum: int | None = None
 
     def exit_code(self, code: int) -> int:
-        """``code``, or 128 + the signal's number when a signal interrupted the command."""
-        return 128 + self.signum if self.signum is not None and code == 130 else code
+        """``code`` (130 when interrupted), after saying which signal stopped the command."""
+        if self.signum is not None:
+            print(f"stopped by {signal.Signals(self.signum).name}", file=sys.stderr)
+        return code
 
 
 @contextlib.contextmanager
