@@ -92,8 +92,8 @@ def install_peers(session: nox.Session, choice, *, required: bool) -> bool:
         why = (
             f"the PyTorch peers are not installed: on a machine without an NVIDIA GPU the "
             f"package index's {torch} is the CUDA build (several GB it cannot use) and pip "
-            f"finds no CPU wheel of it for Python {session.python or sys.version[:4]} without "
-            f"an index; set {hardware.TORCH_INDEX_ENV} to PyTorch's CPU wheel index (the "
+            f"finds no CPU wheel of it for Python {_python_version(session)} without an "
+            f"index; set {hardware.TORCH_INDEX_ENV} to PyTorch's CPU wheel index (the "
             f"--index-url its install selector gives for Linux, pip, CPU) to measure them"
         )
         if required:
@@ -118,12 +118,15 @@ def install_peers(session: nox.Session, choice, *, required: bool) -> bool:
 def _local_wheel(session: nox.Session, requirement: str) -> bool:
     """Whether pip finds ``requirement`` without a package index (a wheel folder it is set up
     to look in), for this session's Python."""
-    probe = ["python", "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "-q"]
-    try:
-        session.run(*probe, requirement, silent=True)
-    except CommandFailed:
-        return False
-    return True
+    python = os.path.join(session.bin, "python")
+    probe = [python, "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "-q"]
+    return subprocess.run([*probe, requirement], capture_output=True).returncode == 0
+
+
+def _python_version(session: nox.Session) -> str:
+    python = os.path.join(session.bin, "python")
+    out = subprocess.run([python, "--version"], capture_output=True, text=True)
+    return out.stdout.split()[-1] if out.returncode == 0 else "this Python"
 
 
 @nox.session
