@@ -246,16 +246,36 @@ def install_command(choice: Choice | str) -> str:
     return "pip install -e ." if accelerator == "cpu" else f"pip install -e '.[{accelerator}]'"
 
 
-def missing_backend(hardware: Hardware, present: Mapping[str, Any]) -> tuple[str, str] | None:
-    """``(problem, fix)`` when the installed JAX cannot measure the hardware that is here (the
-    fix: the command that installs JAX's build for it); None when it can, or there is no
-    accelerator."""
+#: the distributions that give JAX each accelerator backend
+PLUGINS_OF = {
+    "gpu": ("jax-cuda13-plugin", "jax-cuda12-plugin", "jax-cuda13-pjrt", "jax-cuda12-pjrt"),
+    "tpu": ("libtpu", "libtpu-nightly"),
+}
+
+
+def missing_backend(
+    hardware: Hardware, present: Mapping[str, Any], installed: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """``(problem, fix)`` when the installed JAX cannot measure the hardware that is here;
+    None when it can, or there is no accelerator. The fix installs JAX's build for it, or,
+    where that build is ``installed`` (distribution -> version) and did not start, says where
+    to look."""
     backend = hardware.backend
     if backend is None or backend in present:
         return None
+    measured = ", ".join(sorted(present)) or "nothing"
+    plugins = [f"{n} {v}" for n, v in (installed or {}).items() if n in PLUGINS_OF[backend]]
+    if plugins:
+        return (
+            f"this machine has {hardware.describe()} and JAX's {', '.join(plugins)} is "
+            f"installed, but its {backend} backend did not start (it can measure only {measured})",
+            "read what JAX said (below, or python -m bench doctor): a plugin of another version "
+            "than jaxlib, or a driver older than the plugin's CUDA; or measure the CPU alone "
+            "with --backends cpu",
+        )
     problem = (
         f"this machine has {hardware.describe()}, but the installed JAX has no {backend} backend "
-        f"(it can measure only {', '.join(sorted(present)) or 'nothing'})"
+        f"(it can measure only {measured})"
     )
     try:
         choice = choose(hardware, {})

@@ -51,7 +51,9 @@ def diagnose(
     backends = dict(found.get("backends") or {})
     present = {b: i for b, i in backends.items() if "error" not in i}
     # a backend not probed (a run that asked for --backends cpu) is not known to be missing
-    missing = hardware.missing_backend(seen, present) if seen.backend in backends else None
+    missing = (
+        hardware.missing_backend(seen, present, packages) if seen.backend in backends else None
+    )
     if missing:
         problems.append({"severity": ERROR, "problem": missing[0], "fix": missing[1]})
     problems += _jax_problems(found.get("jax"), found.get("jaxlib"), packages, seen)
@@ -182,7 +184,8 @@ def checked_probe(
     found["doctor"] = diagnose(seen, found, jax_said=said)
     backend = seen.backend
     if backend is not None and backend in backends and backend not in present:
-        problem, fix = hardware.missing_backend(seen, present) or ("", "")
+        installed = (found.get("software") or {}).get("packages") or {}
+        problem, fix = hardware.missing_backend(seen, present, installed) or ("", "")
         raise MissingBackend(
             f"{problem}\n  fix: {fix}" + "".join(f"\n  JAX said: {line}" for line in said)
         )

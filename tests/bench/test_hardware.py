@@ -165,3 +165,12 @@ def test_the_peers_install_command_depends_on_the_gpu(tmp_path):
     gpu = hardware.detect(tmp_path, smi_on_path, fake_smi())
     assert "CUDA build" in hardware.peers_install_command(gpu)
     assert "BENCH_TORCH_INDEX" in hardware.peers_install_command(hardware.Hardware())
+
+
+def test_an_installed_plugin_that_did_not_start_is_not_told_to_install_itself(tmp_path):
+    seen = hardware.detect(tmp_path, smi_on_path, fake_smi("13.0"))
+    problem, fix = hardware.missing_backend(
+        seen, {"cpu": {}}, {"jax-cuda13-plugin": "0.10.2", "jaxlib": "0.10.2"}
+    )
+    assert "jax-cuda13-plugin 0.10.2 is installed, but its gpu backend did not start" in problem
+    assert "pip install" not in fix and "read what JAX said" in fix
