@@ -57,7 +57,9 @@ def diagnose(
     if missing:
         problems.append({"severity": ERROR, "problem": missing[0], "fix": missing[1]})
     problems += _jax_problems(found.get("jax"), found.get("jaxlib"), packages, seen)
-    problems += _torch_problems(software.get("torch"), seen)
+    # measuring the CPU on purpose (BENCH_ACCELERATOR=cpu): PyTorch's CPU build is the right one
+    on_cpu = accelerator is not None and accelerator["choice"] == "cpu"
+    problems += _torch_problems(software.get("torch"), hardware.Hardware() if on_cpu else seen)
     return {
         "hardware": seen.as_dict(),
         "accelerator": accelerator,

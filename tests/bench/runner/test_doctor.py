@@ -109,3 +109,10 @@ def test_an_unsupported_jax_is_an_error():
 def test_a_bad_override_is_an_error():
     d = doctor.diagnose(CPU_ONLY, probe(), environ={"BENCH_ACCELERATOR": "cuda11"})
     assert doctor.failed(d) and d["accelerator"] is None
+
+
+def test_measuring_the_cpu_on_purpose_wants_pytorchs_cpu_build():
+    d = doctor.diagnose(
+        GPU, probe(torch="cpu", asked=("cpu",)), environ={"BENCH_ACCELERATOR": "cpu"}
+    )
+    assert d["problems"] == [] and d["accelerator"]["choice"] == "cpu"
