@@ -112,6 +112,12 @@ def install_peers(session: nox.Session, choice, *, required: bool) -> bool:
     session.log(f"PyTorch peers: {torch}, {'CUDA ' + got if got != 'cpu' else 'CPU'} build")
     if choice.backend != "gpu" and got != "cpu":
         session.warn(f"PyTorch's CUDA {got} build is installed on a machine without a GPU")
+    if choice.backend == "gpu" and got == "cpu":  # pip preferred a CPU wheel it had at hand
+        session.warn(
+            f"PyTorch's CPU build is installed on a machine with an NVIDIA GPU: its peers would "
+            f"be measured on the CPU; pip install --force-reinstall '{torch}' from an index "
+            f"with the CUDA build"
+        )
     return True
 
 
