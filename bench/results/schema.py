@@ -113,9 +113,9 @@ COLUMNS: dict[str, str] = {
     "peak_bandwidth_bytes_per_s": "measured copy bandwidth of this backend, same run (byte/s)",
     "peak_fraction": "flops_per_s / peak_flops_per_s",
     "roofline_fraction": "max(flops / peak FLOP/s, min_bytes / peak bandwidth) / step_median_s",
-    "above_peak": "true when a fraction above came out over 1: the peak it divides by was "
-    "measured too low (in a slow spell of the machine), not a kernel beating the hardware; the "
-    "end of the run measures the peaks again and derives every row anew",
+    "above_peak": "true when peak_fraction came out over 1: the matmul peak was measured too "
+    "low (in a slow spell of the machine), not a kernel beating the hardware; the end of the run "
+    "measures the peaks again and derives every row anew",
     "hlo_ops": "instructions in the optimized HLO",
     "hlo_fusions": "fusion instructions in the optimized HLO",
     "recompiles": "backend compiles during the steady-state samples (must be 0)",

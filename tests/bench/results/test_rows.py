@@ -202,6 +202,11 @@ def test_a_fraction_above_the_peak_is_marked_and_never_shown_as_true():
     fine = rows.derive(dict(row), {"cpu": {"float32": {"matmul_flops_per_s": 1e12}}})
     assert fine["above_peak"] is False and "of peak" in line_for(fine)
     assert "above_peak" in schema.COLUMNS
+    # a roofline fraction over 1 is cache beating the DRAM bandwidth, not a peak too low
+    cached = rows.derive(
+        dict(row), {"cpu": {"float32": {"matmul_flops_per_s": 1e12, "bandwidth_bytes_per_s": 1e6}}}
+    )
+    assert cached["roofline_fraction"] > 1 and cached["above_peak"] is False
 
     import pandas as pd
 
