@@ -31,7 +31,7 @@ from .progress import Progress
 DEFAULT_MAX_FOREIGN_LOAD = 0.05  # of all CPUs: a measurement under more is done again
 DEFAULT_RETRIES = 3
 #: fresh interleaved passes for each configuration that looks slower after the planned ones
-DEFAULT_CONFIRM_PASSES = 10
+DEFAULT_CONFIRM_PASSES = 16
 #: at most this many suspects are confirmed, the most suspect first (a change that slows
 #: everything needs no more to fail, and the time stays bounded)
 MAX_SUSPECTS = 20
