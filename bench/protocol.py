@@ -31,6 +31,8 @@ Version history:
   spec without them when they name the arithmetic it always used, and none otherwise).
 - 2: the spec field ``slowdown`` (``bench validate``'s injected regression); ``work_scale`` (its old
   hook, more examples a step under the same configuration) is gone.
+- 3: the timing setting ``compile_repeats`` (cold compiles per configuration). An older worker
+  compiles once: it is sent the rest of the settings, and its rows say so (``n_compiles`` 1).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import Any
 
 from . import catalog
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 PREFIX = "@@bench "
 
 #: test hook: ``KIND:VARIANT`` makes a worker's configurations of that variant ``raise``,
@@ -61,7 +63,12 @@ ENV_PROCESS_ID = "JAX_PROCESS_ID"
 ENV_INIT_TIMEOUT = "MNIST_BENCH_INIT_TIMEOUT"
 
 #: the module a tree's worker runs as, by protocol version (found by :func:`worker_module`).
-WORKER_MODULES = {2: "bench.measure.worker", 1: "bench.measure.worker", 0: "bench.worker"}
+WORKER_MODULES = {
+    3: "bench.measure.worker",
+    2: "bench.measure.worker",
+    1: "bench.measure.worker",
+    0: "bench.worker",
+}
 
 #: fields of a measure request's spec that each protocol version honours.
 SPEC_FIELDS: dict[int, frozenset[str]] = {
@@ -91,6 +98,7 @@ SPEC_FIELDS[1] = SPEC_FIELDS[0] | {"precision", "grad_layout"}
 #: step once, and one in 1 / (s - 1) steps once more): a regression of exactly x s, at any size
 #: (bench validate's detection trials)
 SPEC_FIELDS[2] = (SPEC_FIELDS[1] - {"work_scale"}) | {"slowdown"}
+SPEC_FIELDS[3] = SPEC_FIELDS[2]
 
 
 class ProtocolError(ValueError):
@@ -115,11 +123,18 @@ class TimingSettings:
     min_sync_samples: int = 3
     max_sync_samples: int = 100
     slow_call_s: float = 0.05
+    #: cold compiles (caches cleared before each) timed per configuration: 5 give the median an
+    #: interval of 94% coverage and compare a test with a p-value that can reach 0.004
+    compile_repeats: int = 5
 
     @classmethod
     def preset(cls, name: str) -> TimingSettings:
-        if name in ("quick", "regress"):
-            return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3)
+        if name == "quick":
+            return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3, compile_repeats=3)
+        if name == "regress":
+            # its passes (3 a side, 16 more for a suspect) are its compile samples, process
+            # by process; more compiles in a pass would cost the step-time check its minutes
+            return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3, compile_repeats=1)
         if name == "full":
             return cls(
                 warmup_calls=3,
@@ -128,6 +143,7 @@ class TimingSettings:
                 min_samples=15,
                 sync_budget_s=1.0,
                 min_sync_samples=10,
+                compile_repeats=11,
             )
         return cls()
 
@@ -147,12 +163,14 @@ class TimingSettings:
         return cls(**fields)
 
 
-#: timing settings each protocol version honours (version 0 had no ``slow_call_s``).
-SETTINGS_FIELDS = {
-    0: frozenset(f.name for f in dataclasses.fields(TimingSettings)) - {"slow_call_s"},
-    1: frozenset(f.name for f in dataclasses.fields(TimingSettings)),
-    2: frozenset(f.name for f in dataclasses.fields(TimingSettings)),
-}
+#: timing settings each protocol version honours (version 0 had no ``slow_call_s``, versions
+#: before 3 no ``compile_repeats``).
+SETTINGS_FIELDS = {3: frozenset(f.name for f in dataclasses.fields(TimingSettings))}
+SETTINGS_FIELDS[2] = SETTINGS_FIELDS[1] = SETTINGS_FIELDS[3] - {"compile_repeats"}
+SETTINGS_FIELDS[0] = SETTINGS_FIELDS[1] - {"slow_call_s"}
+#: settings an older worker may go without: they add compile samples and leave the step time
+#: as it is measured (the row's ``n_compiles`` says how many it took)
+OPTIONAL_SETTINGS = frozenset({"compile_repeats"})
 
 
 # --- the wire -------------------------------------------------------------------------------
@@ -256,7 +274,7 @@ def for_worker(req: dict[str, Any], version: int) -> dict[str, Any]:
         default = TimingSettings().to_json()
         settings = dict(req.get("settings") or {})
         for name in sorted(set(settings) - SETTINGS_FIELDS[version]):
-            if settings[name] != default[name]:
+            if settings[name] != default[name] and name not in OPTIONAL_SETTINGS:
                 raise ProtocolError(
                     f"timing setting {name}={settings[name]!r} is not known to a "
                     f"protocol-{version} worker, which would time with {default[name]!r}"

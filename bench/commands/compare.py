@@ -18,9 +18,11 @@ matched by each benchmark's ``fullname``. For every matched row:
   pass (a single-pass run, a pytest-benchmark file), too few samples, or no raw samples: no
   verdict (``same``, with a note that says what to measure). Other verdicts: ``new`` (only in
   CURRENT), ``missing`` (only in BASELINE), ``error`` (either side's status is not ``ok``).
-- **compile time** (``--fail-on compile``): ``trace_s + lower_s + compile_s``, one measurement
-  a side and no samples, so the verdict is the ratio alone against ``--compile-factor``
-  (default 1.5, because compile times are noisy).
+- **compile time** (``--fail-on compile``): the cold compile (trace + lower + compile, caches
+  cleared), each pass's median of its repeats, judged by step time's rule over passes with a
+  Holm family of its own and ``--compile-factor`` (default 1.5: a compile is dearer to
+  measure, so fewer passes; the factor keeps small drifts from failing a build). One pass a
+  side: the ratio, no verdict.
 - **deterministic figures** (``--fail-on hlo``): ``recompiles``, ``hlo_ops`` and
   ``hlo_fusions`` must be equal; ``xla_flops``, ``bytes_accessed`` and ``peak_memory_bytes``
   equal within a relative 1e-6. Every change is reported with both numbers, and

@@ -378,9 +378,9 @@ def add_rule_arguments(p: argparse.ArgumentParser) -> None:
         type=factor,
         metavar="X",
         default=DEFAULT_COMPILE_FACTOR,
-        help="compile time (trace+lower+compile, one measurement a side, no samples, so no "
-        "significance test) is slower when its ratio exceeds this; compile times are noisy, "
-        "hence the wide default (default: %(default)s)",
+        help="compile time (trace+lower+compile from cold caches, each pass's median) is "
+        "slower when its ratio exceeds this and the t test over passes, Holm-corrected, says "
+        "so at --alpha; one pass a side is not judged (default: %(default)s)",
     )
     p.add_argument(
         "--min-samples",

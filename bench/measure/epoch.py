@@ -29,7 +29,7 @@ from .kernels import compute_of
 VARIANTS = tuple(v for v in catalog.JAX_VARIANTS if catalog.EPOCH in catalog.kernels_of(v))
 
 
-def _fused(spec, images, labels, params0, perms, dev):
+def _fused(spec, images, labels, params0, perms, dev, repeats):
     """The fused epoch: data on the device, one compiled call; ``(fn, phases, compiled, params)``."""
     import jax
 
@@ -40,7 +40,9 @@ def _fused(spec, images, labels, params0, perms, dev):
     fn = fused.epoch_fn(b, lr, compute)
     perm = jax.device_put(np.asarray(next(perms), np.int32), dev)
     jax.block_until_ready((dev_x, dev_y, params, perm))
-    compiled, phases = timing.aot_compile(fn, params, dev_x, dev_y, perm)
+    compiled, phases = timing.cold_compiles(
+        lambda: timing.aot_compile(fn, params, dev_x, dev_y, perm), repeats
+    )
 
     def epoch(p: Any) -> Any:
         return fn(p, dev_x, dev_y, jax.device_put(np.asarray(next(perms), np.int32), dev))
@@ -48,7 +50,7 @@ def _fused(spec, images, labels, params0, perms, dev):
     return epoch, phases, compiled, params
 
 
-def _loop(spec, images, labels, params0, perms, dev):
+def _loop(spec, images, labels, params0, perms, dev, repeats):
     """The notebook's loop: a jitted step fed NumPy slices; ``(fn, phases, compiled, params)``."""
     import jax
 
@@ -57,7 +59,9 @@ def _loop(spec, images, labels, params0, perms, dev):
     update = functools.partial(model.update, lr=lr, compute=compute_of(spec))
     step = jax.jit(update, donate_argnums=0)
     params = jax.device_put(params0, dev)
-    compiled, phases = timing.aot_compile(step, params, (images[:b], labels[:b]))
+    compiled, phases = timing.cold_compiles(
+        lambda: timing.aot_compile(step, params, (images[:b], labels[:b])), repeats
+    )
 
     def epoch(p: Any) -> Any:
         perm = next(perms)
@@ -86,7 +90,9 @@ def measure_epoch(
     perms = iter(fused.epoch_permutations(n, 1000))
     params0 = model.init_params(list(spec["layer_sizes"]))
     build = _fused if variant == "scan" else _loop
-    epoch, phases, compiled, params = build(spec, images, labels, params0, perms, dev)
+    epoch, phases, compiled, params = build(
+        spec, images, labels, params0, perms, dev, settings.compile_repeats
+    )
     facts = timing.compiled_facts(compiled)
     t0 = timing.clock()
     params = epoch(params)  # the first epoch: compiles the short last batch's step, if any

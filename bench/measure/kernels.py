@@ -194,7 +194,9 @@ def measure(
     jax.block_until_ready((params, batch))
 
     timing.phase("compiling")
-    compiled, phases = compile_cold(fn, (params, batch))
+    compiled, phases = timing.cold_compiles(
+        lambda: compile_cold(fn, (params, batch)), settings.compile_repeats
+    )
     facts = _global_facts(compiled, spec, len(devices))
     timing.phase("first call")
     t0 = timing.clock()

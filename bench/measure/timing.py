@@ -24,7 +24,7 @@ import numpy as np
 
 from ..protocol import TimingSettings
 from ..results.samples import per_step as per_step
-from ..results.samples import summarize
+from ..results.samples import summarize, summarize_compiles
 from . import hlo
 
 clock = time.perf_counter
@@ -116,6 +116,22 @@ def aot_compile(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
     compiled = lowered.compile()
     t3 = clock()
     return compiled, {"trace_s": t1 - t0, "lower_s": t2 - t1, "compile_s": t3 - t2}
+
+
+def cold_compiles(
+    compile_once: Callable[[], tuple[Any, dict[str, float | None]]], repeats: int
+) -> tuple[Any, dict[str, Any]]:
+    """``compile_once()`` (a compile from cold caches with its phases timed, like
+    :func:`aot_compile`) ``repeats`` times: the last executable, and the compile columns of a
+    row (:func:`bench.results.samples.summarize_compiles`: each phase's median, the cold
+    compile's median with its interval, the raw samples)."""
+    runs = []
+    compiled = None
+    for _ in range(max(1, int(repeats))):
+        compiled = None  # the previous executable is freed before the next compile
+        compiled, phases = compile_once()
+        runs.append(phases)
+    return compiled, summarize_compiles(runs)
 
 
 def compiled_facts(compiled: Any) -> dict[str, Any]:

@@ -22,7 +22,9 @@ def _fmt_compile(r: RowResult) -> str:
     if r.compile_ratio is None:
         return "-"
     mark = "" if r.compile_verdict in (None, stats.SAME) else f" {r.compile_verdict}"
-    return f"x{r.compile_ratio:.2f}{mark}"
+    if r.compile_passes is None:
+        return f"x{r.compile_ratio:.2f}{mark} (1 pass)"
+    return f"x{r.compile_ratio:.2f}{mark} (p={fmt.fmt_p(r.compile_p)})"
 
 
 def _table_cells(r: RowResult, with_compile: bool) -> list[str]:
@@ -78,7 +80,8 @@ def _rule(rep: Report) -> str:
         "correction over all configurations (the chance that identical code is called slower "
         f"anywhere is at most {s.alpha:g}); the pass (one worker process) is the unit of "
         f"evidence, a side of one pass is not judged; at least {s.min_samples} samples a side; "
-        f"compile: ratio > {s.compile_factor:g}; deterministic figures: counts exact, "
+        f"compile (each pass's median cold compile): the same test, ratio > "
+        f"{s.compile_factor:g}, Holm's correction of its own; deterministic figures: counts exact, "
         "flops/bytes/memory within 1e-6 relative; "
         f"failing on: {', '.join(s.fail_on) or 'nothing'}"
     )
@@ -253,6 +256,11 @@ def to_json(rep: Report) -> dict[str, Any]:
                 "cur_s": r.compile_cur_s,
                 "ratio": r.compile_ratio,
                 "verdict": r.compile_verdict,
+                "passes": (
+                    dataclasses.asdict(r.compile_passes) if r.compile_passes is not None else None
+                ),
+                "p_holm": r.compile_p,
+                "note": r.compile_note or None,
             },
             "deterministic": [dataclasses.asdict(f) for f in r.figures],
             "recompiles_current": r.recompiles_current,

@@ -1,6 +1,6 @@
 """The comparison behind ``python -m bench compare`` and ``bench ab``: for every configuration of
-either side a verdict (step time by :mod:`bench.stats`'s rule, compile time by its ratio, the
-deterministic figures exactly), and the failures that gate. :mod:`bench.regression.render`
+either side a verdict (step time and compile time by :mod:`bench.stats`'s rule over passes,
+the deterministic figures exactly), and the failures that gate. :mod:`bench.regression.render`
 shows a :class:`Report`.
 """
 
@@ -96,6 +96,10 @@ class RowResult:
     compile_cur_s: float | None = None
     compile_ratio: float | None = None
     compile_verdict: str | None = None
+    #: the compile test over passes (each pass's median cold compile), as step time's
+    compile_passes: stats.PassComparison | None = None
+    compile_p: float | None = None  # Holm-adjusted, in the direction of the ratio
+    compile_note: str = ""
     figures: list[FigureChange] = dataclasses.field(default_factory=list)
     recompiles_current: float | None = None
 
@@ -208,16 +212,7 @@ def _compare_row(
     if spells:
         why = f"{' and '.join(spells)} measured while the machine ran slow (unstable)"
         res.note = f"{res.note}; {why}" if res.note else why
-    # compile: the parts both sides measured
-    parts = [
-        p for p in schema.COMPILE_COLUMNS if num(b.get(p)) is not None and num(c.get(p)) is not None
-    ]
-    if parts:
-        res.compile_base_s = sum(num(b.get(p)) or 0.0 for p in parts)
-        res.compile_cur_s = sum(num(c.get(p)) or 0.0 for p in parts)
-        if res.compile_base_s > 0:
-            res.compile_ratio = res.compile_cur_s / res.compile_base_s
-            res.compile_verdict = stats.ratio_verdict(res.compile_ratio, s.compile_factor)
+    _compile_test(res, b, c, s)
     for metric, tol in DETERMINISTIC.items():
         bv, cv = num(b.get(metric)), num(c.get(metric))
         if bv is None or cv is None:
@@ -258,6 +253,49 @@ def _pass_test(res: RowResult, b: dict[str, Any], c: dict[str, Any], s: CompareS
     res.ratio, res.ci_low, res.ci_high = used.ratio, used.ci_low, used.ci_high
 
 
+def _compile_test(res: RowResult, b: dict[str, Any], c: dict[str, Any], s: CompareSettings) -> None:
+    """Compile time by step time's rule: the unit of evidence is the pass (a worker process's
+    median cold compile), paired in an A/B, Welch's test between separate runs; the verdict
+    waits for :func:`_judge` (Holm over the configurations, and ``compile_factor``). One pass
+    a side: the ratio, no verdict. Compiles within one process are its repeats, not evidence
+    between processes (a worker's memory layout and core lengthen every compile it makes)."""
+    bp, cp = pass_compiles(b), pass_compiles(c)
+    have_b = [v for v in bp if v is not None]
+    have_c = [v for v in cp if v is not None]
+    if not have_b or not have_c:
+        return
+    res.compile_base_s = float(np.median(have_b))
+    res.compile_cur_s = float(np.median(have_c))
+    if res.compile_base_s <= 0:
+        return
+    res.compile_ratio = res.compile_cur_s / res.compile_base_s
+    paired = s.paired and len(bp) == len(cp)
+    test = stats.compare_passes(bp, cp, paired=paired)
+    if test.testable:
+        res.compile_passes = test
+        res.compile_ratio = test.ratio
+    else:
+        res.compile_verdict = stats.SAME
+        res.compile_note = "compile: one pass a side, not judged"
+
+
+def pass_compiles(row: dict[str, Any]) -> list[float | None]:
+    """Each pass's cold compile time (None for a pass that failed); a row of one pass, its
+    median cold compile (or the sum of its phases, in a row written before compiles were
+    repeated)."""
+    values = row.get("pass_cold_compile_s")
+    if isinstance(values, (list, tuple, np.ndarray)):
+        return [num(v) for v in values]
+    if row.get("status") != "ok":
+        return []
+    total = num(row.get("cold_compile_s"))
+    if total is None:
+        phases = [num(row.get(p)) for p in schema.COMPILE_COLUMNS]
+        have = [v for v in phases if v is not None]
+        total = sum(have) if have else None
+    return [total] if total is not None else []
+
+
 def _int(value: Any) -> int | None:
     f = num(value)
     return int(f) if f is not None and f > 0 else None
@@ -272,6 +310,7 @@ def _judge(rows: list[RowResult], s: CompareSettings) -> None:
     which is below the factor. With both other families present (inputs mixing confirmed and
     unconfirmed rows) each gets half of ``alpha``.
     """
+    _judge_compiles(rows, s)
     if s.paired:
         _moderate(rows)
     tested = [r for r in rows if r.passes is not None and r.passes.testable]
@@ -296,6 +335,25 @@ def _judge(rows: list[RowResult], s: CompareSettings) -> None:
             r.p = fast_p if ratio < 1.0 else (slow_p if r.family != SCREENED else None)
             r.note = _why_same(r, s)
         r.note = "; ".join(x for x in (r.note, _passes_note(r)) if x)
+
+
+def _judge_compiles(rows: list[RowResult], s: CompareSettings) -> None:
+    """Compile verdicts, all configurations together: slower only where the ratio is above
+    ``compile_factor`` and Holm's adjusted one-sided p-value is below ``alpha``; faster
+    likewise (a family of its own: ``--fail-on compile`` keeps its chance of a false alarm at
+    ``alpha`` apart from step time's)."""
+    tested = [r for r in rows if r.compile_passes is not None]
+    slow = stats.holm([r.compile_passes.p_slower for r in tested])
+    fast = stats.holm([r.compile_passes.p_faster for r in tested])
+    for r, p_slow, p_fast in zip(tested, slow, fast, strict=True):
+        ratio = r.compile_ratio if r.compile_ratio is not None else 1.0
+        r.compile_p = p_slow if ratio >= 1.0 else p_fast
+        if ratio > s.compile_factor and p_slow < s.alpha:
+            r.compile_verdict = stats.SLOWER
+        elif ratio < 1.0 / s.compile_factor and p_fast < s.alpha:
+            r.compile_verdict = stats.FASTER
+        else:
+            r.compile_verdict = stats.SAME
 
 
 def _moderate(rows: list[RowResult]) -> None:
@@ -445,10 +503,12 @@ def _failures(rows: Iterable[RowResult], s: CompareSettings) -> list[str]:
                 f"step: {r.label} {fmt.fmt_ratio(r.ratio, r.ci_low, r.ci_high)} (p={fmt.fmt_p(r.p)})"
             )
         if "compile" in s.fail_on and r.compile_verdict == stats.SLOWER:
+            test = r.compile_passes
+            interval = fmt.fmt_ratio(r.compile_ratio, test.ci_low, test.ci_high) if test else ""
             out.append(
                 f"compile: {r.label} {fmt.fmt_time(r.compile_base_s)} -> "
-                f"{fmt.fmt_time(r.compile_cur_s)} (x{r.compile_ratio:.2f} > "
-                f"x{s.compile_factor:g})"
+                f"{fmt.fmt_time(r.compile_cur_s)} ({interval} > x{s.compile_factor:g}, "
+                f"p={fmt.fmt_p(r.compile_p)}, {test.n_base}+{test.n_cur} passes)"
             )
         if "hlo" in s.fail_on:
             out.extend(f"hlo: {r.label} {f.describe()}" for f in r.changes)

@@ -49,10 +49,13 @@ ROW_COLUMNS = (
     *schema.WORK_COLUMNS,
     *schema.STEP_COLUMNS,
     *schema.COMPILE_COLUMNS,
+    "cold_compile_s",
+    "n_compiles",
     "first_call_s",
     *schema.DETERMINISTIC_COLUMNS,
     "repeats",
     "pass_medians_s",  # the process-level evidence compare judges by
+    "pass_cold_compile_s",  # and of compile time
 )
 SAMPLE_DIGITS = 6
 

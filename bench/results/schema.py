@@ -79,9 +79,18 @@ COLUMNS: dict[str, str] = {
     "work_multiplier": "independent models per call (ensemble: K)",
     "dataset": "where the batches came from (fashion-mnist, mnist, synthetic)",
     "dataset_real": "true when the pixels are a real dataset",
-    "trace_s": "jax.jit(f).trace time, caches cleared (s)",
-    "lower_s": "Traced.lower time (s)",
-    "compile_s": "Lowered.compile time (s)",
+    "trace_s": "jax.jit(f).trace time, caches cleared: median of the cold compiles (s)",
+    "lower_s": "Traced.lower time: median of the cold compiles (s)",
+    "compile_s": "Lowered.compile time: median of the cold compiles (s)",
+    "cold_compile_s": "trace + lower + compile from cold caches (in-memory caches cleared, "
+    "persistent cache off): median of the cold compiles (s)",
+    "cold_compile_ci_low_s": "95% confidence interval of cold_compile_s, low end (s)",
+    "cold_compile_ci_high_s": "95% confidence interval of cold_compile_s, high end (s)",
+    "cold_compile_ci_level": "the interval's exact coverage (as step_ci_level; 0.9375 for 5 "
+    "compiles, the whole range)",
+    "n_compiles": "cold compiles timed (a worker of protocol 2 or older: 1; several passes: "
+    "all of them pooled)",
+    "pass_cold_compile_s": "each pass's cold_compile_s (s), as pass_medians_s",
     "first_call_s": "first execution after compiling, synced (s)",
     "step_median_s": "median time of one step, pipelined samples (s)",
     "step_min_s": "fastest sample, per step (s)",
@@ -138,8 +147,15 @@ COLUMNS: dict[str, str] = {
     "error": "error message or skip reason",
 }
 
-#: Columns that hold lists (raw samples): in results.jsonl only.
-SAMPLE_COLUMNS = ("samples_s", "sync_samples_s")
+#: Columns that hold lists (raw samples): in results.jsonl only. The compile samples: one
+#: value per cold compile, the whole compile and each phase.
+COMPILE_SAMPLE_COLUMNS = (
+    "cold_compile_samples_s",
+    "trace_samples_s",
+    "lower_samples_s",
+    "compile_samples_s",
+)
+SAMPLE_COLUMNS = ("samples_s", "sync_samples_s", *COMPILE_SAMPLE_COLUMNS)
 #: The compile phases, in order; their sum is a configuration's compile time.
 COMPILE_COLUMNS = ("trace_s", "lower_s", "compile_s")
 #: Figures that do not depend on timing: equal code gives equal figures on one machine.

@@ -26,7 +26,10 @@ def line_for(row: dict[str, Any]) -> str:
     lo = (row.get("step_ci_low_s") or math.nan) * 1e3
     hi = (row.get("step_ci_high_s") or math.nan) * 1e3
     phases = [row.get(k) for k in schema.COMPILE_COLUMNS]
-    comp = f"{sum(p or 0.0 for p in phases):6.3f} s" if any(phases) else "     —  "
+    cold = row.get("cold_compile_s")
+    if cold is None and any(phases):  # a row from an older worker: its one compile
+        cold = sum(p or 0.0 for p in phases)
+    comp = f"{cold:6.3f} s" if cold is not None else "     —  "
     extra = f"  recompiles {row['recompiles']}!" if row.get("recompiles") else ""
     pf = row.get("peak_fraction")
     if pf is None:

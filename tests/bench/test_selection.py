@@ -45,3 +45,20 @@ def test_bfloat16_has_one_arithmetic_and_tf32_needs_an_nvidia_gpu():
 def test_peak_keys_name_each_arithmetic():
     specs, _ = plan(GPU, dtypes=("float32", "bfloat16"), precisions=("highest", "tf32"))
     assert selection.peak_keys(specs) == ["bfloat16", "float32", "float32:tf32"]
+
+
+def test_kernels_a_variant_lacks_are_left_out_with_the_reason():
+    """``--kernels epoch`` (or predict) over every variant measures the variants that have that
+    kernel and lists the rest with why: no error rows."""
+    every = selection.ALL_VARIANTS
+    specs, skipped = plan(variants=every, kernels=("epoch", "predict"))
+    assert sorted((s["variant"], s["kernel"]) for s in specs if s["kernel"] == "epoch") == [
+        ("jit", "epoch"),
+        ("scan", "epoch"),
+    ]
+    predicts = {s["variant"] for s in specs if s["kernel"] == "predict"}
+    assert predicts == set(every) - {"scan"}
+    why = {s["what"].split()[0] + " " + s["what"].split()[1]: s["reason"] for s in skipped}
+    for variant in set(every) - {"jit", "scan"}:
+        assert "the epoch kernel is the notebook's loop (jit)" in why[f"{variant} epoch"]
+    assert "its predict is the jit variant's" in why["scan predict"]

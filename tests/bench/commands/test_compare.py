@@ -89,15 +89,69 @@ def test_factor_and_alpha_flags(tmp_path):
     assert run_cli(a, b, "--fail-on", "none") == 0
 
 
-def test_fail_on_compile(tmp_path):
-    a = write_run(tmp_path / "a", [make_row(samples=noise(1))])
-    b = write_run(tmp_path / "b", [make_row(samples=noise(2), compile_s=0.4)])  # 0.13 -> 0.43 s
-    c = write_run(tmp_path / "c", [make_row(samples=noise(2), compile_s=0.15)])  # x1.15
+def compile_row(seed: int, ratio: float = 1.0, passes: int = 5, sigma: float = 0.1, **kw):
+    """A row whose passes (processes) compiled in ``ratio`` x 0.13 s each, scattered by
+    ``sigma`` between processes, and each pass's 5 cold compiles within 1% of one another: the
+    samples of one process cannot show the spread between processes."""
+    rng = np.random.default_rng(5000 + seed)
+    offsets = 0.13 * ratio * rng.lognormal(0.0, sigma, passes)
+    compiles = [float(o * x) for o in offsets for x in rng.lognormal(0.0, 0.01, 5)]
+    return row(
+        seed=seed,
+        pass_cold_compile_s=[float(o) for o in offsets],
+        cold_compile_s=float(np.median(compiles)),
+        cold_compile_samples_s=compiles,
+        n_compiles=len(compiles),
+        **kw,
+    )
+
+
+def test_fail_on_compile_judges_passes(tmp_path, capsys):
+    a = write_run(tmp_path / "a", [compile_row(1)])
+    b = write_run(tmp_path / "b", [compile_row(2, ratio=3.0)])  # 0.13 -> 0.39 s
+    c = write_run(tmp_path / "c", [compile_row(3, ratio=1.15)])
     assert run_cli(a, b) == 0  # step time only by default
     assert run_cli(a, b, "--fail-on", "compile") == 1
+    assert "compile: jit update" in capsys.readouterr().err
     assert run_cli(a, b, "--fail-on", "step,compile") == 1
     assert run_cli(a, b, "--fail-on", "compile", "--compile-factor", "4") == 0
-    assert run_cli(a, c, "--fail-on", "compile") == 0
+    assert run_cli(a, c, "--fail-on", "compile") == 0  # x1.15 < x1.5
+    out = tmp_path / "cmp.json"
+    run_cli(a, b, "--fail-on", "compile", "--json", out)
+    judged = json.loads(out.read_text())["rows"][0]["compile"]
+    assert judged["verdict"] == "slower" and judged["passes"]["n_base"] == 5
+    assert judged["p_holm"] < 0.05
+
+
+def test_compile_of_one_pass_a_side_is_not_judged(tmp_path, capsys):
+    # one process a side: a x3 compile is shown, not failed (as step time)
+    a = write_run(tmp_path / "a", [make_row(samples=noise(1))])
+    b = write_run(tmp_path / "b", [make_row(samples=noise(2), compile_s=0.4)])
+    assert run_cli(a, b, "--fail-on", "compile") == 0
+    assert "(1 pass)" in capsys.readouterr().out
+
+
+def test_compile_a_a_stays_quiet_where_samples_would_cry_wolf(tmp_path):
+    """60 configurations of identical code, 20 comparisons, a factor of 1.05: the processes
+    differ by ~10% and each one's compiles agree to 1%, so a test over compile samples would
+    call several slower in every comparison; over passes with Holm about alpha of the comparisons fail (1 expected,
+    here 2; a rule over compile samples fails all 20)."""
+    failed = 0
+    for trial in range(20):
+        base = [compile_row(1000 * trial + i, batch_size=i + 1) for i in range(60)]
+        cur = [compile_row(500 + 1000 * trial + i, batch_size=i + 1) for i in range(60)]
+        a = write_run(tmp_path / f"a{trial}", base)
+        b = write_run(tmp_path / f"b{trial}", cur)
+        failed += run_cli(a, b, "--fail-on", "compile", "--compile-factor", "1.05")
+    assert failed <= 3
+    # the same passes' compile samples, tested as samples: wolf
+    pooled = [
+        stats.compare_samples(
+            x["cold_compile_samples_s"], y["cold_compile_samples_s"], factor=1.05
+        ).verdict
+        for x, y in zip(base, cur, strict=True)
+    ]
+    assert pooled.count(stats.SLOWER) >= 5  # 9 of 60 in one comparison
 
 
 def test_fail_on_hlo_reports_both_numbers(tmp_path, capsys):

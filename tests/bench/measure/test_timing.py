@@ -26,6 +26,7 @@ VERY_QUICK = TimingSettings(
     min_samples=3,
     sync_budget_s=0.01,
     min_sync_samples=2,
+    compile_repeats=2,
 )
 SIZES = [784, 32, 10]
 BATCH = 16
@@ -316,6 +317,28 @@ def test_aot_compile_phases_are_positive_and_deeper_compiles_longer():
     assert total[1] > total[0]
 
 
+def test_cold_compiles_compile_afresh_each_time():
+    """Every repeat is a real backend compile (the caches cleared before it), and the row gets
+    each phase's median, the whole compile's median inside its interval and the raw samples."""
+    kernel = variants.get("jit", devices=jax.devices()[:1])
+    x, y = np.zeros((8, 784), np.float32), np.zeros((8, 10), np.float32)
+    params, batch = kernel.place(model.init_params([784, 16, 10]), (x, y))
+    with timing.CompileCounter.counting() as counter:
+        compiled, cols = timing.cold_compiles(
+            lambda: timing.aot_compile(kernel.update_fn, params, batch), 4
+        )
+    assert counter.count == 4
+    assert cols["n_compiles"] == 4 and len(cols["cold_compile_samples_s"]) == 4
+    for phase in ("trace", "lower", "compile"):
+        assert len(cols[f"{phase}_samples_s"]) == 4
+        assert cols[f"{phase}_s"] == pytest.approx(np.median(cols[f"{phase}_samples_s"]))
+    totals = np.sum([cols[f"{p}_samples_s"] for p in ("trace", "lower", "compile")], axis=0)
+    assert cols["cold_compile_samples_s"] == pytest.approx(list(totals))
+    low, high = cols["cold_compile_ci_low_s"], cols["cold_compile_ci_high_s"]
+    assert low <= cols["cold_compile_s"] <= high and cols["cold_compile_ci_level"] > 0.8
+    assert model.layer_sizes_of(kernel.to_host(compiled(params, batch))) == [784, 16, 10]
+
+
 # --- measure(): every variant ---------------------------------------------------------------
 
 
@@ -359,6 +382,8 @@ def test_measure_every_variant(name):
     assert row["steps_per_call"] == (8 if name == "scan" else 1)
     assert len(row["samples_s"]) == row["n_samples"]
     assert row["compile_s"] > 0 and row["lower_s"] > 0 and row["first_call_s"] > 0
+    assert row["n_compiles"] == 2 and len(row["cold_compile_samples_s"]) == 2
+    assert row["cold_compile_ci_low_s"] <= row["cold_compile_s"] <= row["cold_compile_ci_high_s"]
     if name != "pmap":  # a pmap object has lower() only: its tracing is inside lower_s
         assert row["trace_s"] > 0
     assert row["step_min_s"] <= row["step_median_s"]
@@ -412,6 +437,7 @@ def test_measure_epoch_times_whole_epochs(variant):
     assert row["n_samples"] >= 6 and row["step_ci_level"] >= 0.95
     assert row["flops"] == 2 * 128 * 7840 * 2  # one step: forward and the weight gradient
     assert row["recompiles"] == 0 and row["step_median_s"] > 0
+    assert row["n_compiles"] == TimingSettings.preset("quick").compile_repeats
     assert row["step_median_s"] * row["steps_per_call"] == pytest.approx(
         np.median(np.asarray(row["samples_s"]) * 8)
     )

@@ -78,6 +78,42 @@ def test_merge_passes_pools_the_fastest_passes() -> None:
     assert rows.merge_passes([bad, dict(bad)])["status"] == "error"
 
 
+def test_merge_passes_pools_every_passs_cold_compiles() -> None:
+    """Each pass timed its cold compiles; the row pools them all (the interval is over all the
+    compiles), and keeps each pass's median for the test across passes."""
+
+    def one_pass(step: float, compiles: list[float]) -> dict:
+        phases = [{"trace_s": 0.01, "lower_s": 0.02, "compile_s": c - 0.03} for c in compiles]
+        return {
+            "status": "ok",
+            "samples_s": [step],
+            "step_median_s": step,
+            **sampling.summarize_compiles(phases),
+        }
+
+    first, second = one_pass(1.0, [0.2, 0.21, 0.19]), one_pass(2.0, [0.3, 0.31, 0.32])
+    assert first["cold_compile_s"] == pytest.approx(0.2) and first["n_compiles"] == 3
+    assert first["compile_s"] == pytest.approx(0.17) and first["trace_samples_s"] == [0.01] * 3
+    m = rows.merge_passes([first, {"status": "error"}, second])
+    assert m["passes_kept"] == [0]  # step time: the slow pass is left out...
+    assert m["n_compiles"] == 6  # ...its compiles are not
+    assert m["cold_compile_samples_s"] == pytest.approx([0.2, 0.21, 0.19, 0.3, 0.31, 0.32])
+    assert m["cold_compile_s"] == pytest.approx(0.255)
+    assert m["cold_compile_ci_low_s"] <= 0.255 <= m["cold_compile_ci_high_s"]
+    assert m["pass_cold_compile_s"] == pytest.approx([0.2, None, 0.31])
+    # a pass from a worker that compiled once (protocol 2 or older): its one compile
+    old = {
+        "status": "ok",
+        "samples_s": [1.0],
+        "step_median_s": 1.0,
+        "trace_s": 0.01,
+        "lower_s": 0.02,
+        "compile_s": 0.1,
+    }
+    m = rows.merge_passes([old, first])
+    assert m["n_compiles"] == 4 and m["pass_cold_compile_s"] == pytest.approx([0.13, 0.2])
+
+
 def test_the_arithmetic_is_part_of_a_configurations_identity():
     # a row written before the arithmetic columns existed
     old = {k: v for k, v in make_row().items() if k in schema.BASE_KEY_COLUMNS}
