@@ -33,6 +33,9 @@ Version history:
   hook, more examples a step under the same configuration) is gone.
 - 3: the timing setting ``compile_repeats`` (cold compiles per configuration). An older worker
   compiles once: it is sent the rest of the settings, and its rows say so (``n_compiles`` 1).
+  The spec field ``cached_compile`` (time the executable loaded from the persistent cache, in
+  fresh processes); an older worker is sent the spec without it, and its row has no such
+  figures.
 """
 
 from __future__ import annotations
@@ -98,7 +101,10 @@ SPEC_FIELDS[1] = SPEC_FIELDS[0] | {"precision", "grad_layout"}
 #: step once, and one in 1 / (s - 1) steps once more): a regression of exactly x s, at any size
 #: (bench validate's detection trials)
 SPEC_FIELDS[2] = (SPEC_FIELDS[1] - {"work_scale"}) | {"slowdown"}
-SPEC_FIELDS[3] = SPEC_FIELDS[2]
+SPEC_FIELDS[3] = SPEC_FIELDS[2] | {"cached_compile"}
+#: spec fields that ask for an extra measurement beside the step time: an older worker is sent
+#: the spec without them (what it measures is measured as asked; the extra is missing)
+OPTIONAL_SPEC_FIELDS = frozenset({"cached_compile"})
 
 
 class ProtocolError(ValueError):
@@ -115,22 +121,23 @@ class TimingSettings:
 
     warmup_calls: int = 2
     min_sample_s: float = 0.005
-    budget_s: float = 0.3
+    budget_s: float = 0.2
     #: 6: the fewest whose interval of the median covers 95% (bench.stats.MIN_SAMPLES_95)
     min_samples: int = 6
     max_samples: int = 200
-    sync_budget_s: float = 0.15
+    sync_budget_s: float = 0.1
     min_sync_samples: int = 3
     max_sync_samples: int = 100
     slow_call_s: float = 0.05
-    #: cold compiles (caches cleared before each) timed per configuration: 5 give the median an
-    #: interval of 94% coverage and compare a test with a p-value that can reach 0.004
-    compile_repeats: int = 5
+    #: cold compiles (caches cleared before each) timed per configuration. 3 keep the default
+    #: sweep within its 6 minutes on 2 cores (their range covers the median with 75%); --full
+    #: takes 11 (an interval of 98.8%). compare judges compile time over passes, not these.
+    compile_repeats: int = 3
 
     @classmethod
     def preset(cls, name: str) -> TimingSettings:
         if name == "quick":
-            return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3, compile_repeats=3)
+            return cls(budget_s=0.12, sync_budget_s=0.05, min_sync_samples=3, compile_repeats=2)
         if name == "regress":
             # its passes (3 a side, 16 more for a suspect) are its compile samples, process
             # by process; more compiles in a pass would cost the step-time check its minutes
@@ -292,7 +299,7 @@ def _older_spec(spec: dict[str, Any], version: int) -> dict[str, Any]:
     legacy = legacy_arithmetic(spec)
     out = dict(spec)
     for name in sorted(set(spec) - SPEC_FIELDS[version]):
-        if name in legacy and spec[name] == legacy[name]:
+        if name in OPTIONAL_SPEC_FIELDS or (name in legacy and spec[name] == legacy[name]):
             del out[name]
         elif name in legacy:
             raise ProtocolError(

@@ -14,6 +14,8 @@ A *spec* is one configuration as a plain dict, so it can cross process boundarie
      "batch_size": 128, "dtype": "float32", "n_devices": 1, "n_processes": 1,
      "backend": "cpu", "device_kind": "cpu", "lr": 0.001, "options": {}, "grid": "batch",
      "config_id": "..."}
+
+and ``"cached_compile": true`` where a grid asks for the cached compile too.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class Grid:
     #: weight-gradient layouts of the variants that can run several (notebook and the peers
     #: run their one)
     layouts: tuple[str, ...] = ("tuned",)
+    #: also time the executable loaded from JAX's persistent compilation cache in a fresh
+    #: process (:mod:`bench.measure.cached`; two child processes a configuration, seconds each)
+    cached_compile: bool = False
 
 
 def depth_layers(depths: Iterable[int], width: int) -> tuple[tuple[int, ...], ...]:
@@ -87,7 +92,14 @@ def _quick() -> list[Grid]:
     return [
         Grid("batch", EVERY, KERNELS, (LOGREG, (784, 256, 256, 10)), (32, 256)),
         Grid("devices", MULTI, ("update",), (LOGREG, (784, 256, 256, 10)), (256,), devices=(2,)),
-        Grid("depth", ("jit",), ("update",), depth_layers((1, 2, 4), 128), (128,)),
+        Grid(
+            "depth",
+            ("jit",),
+            ("update",),
+            depth_layers((1, 2, 4), 128),
+            (128,),
+            cached_compile=True,
+        ),
     ]
 
 
@@ -108,7 +120,9 @@ def _default() -> list[Grid]:
     # ensemble trains K models per step (K times the work): fewer batch sizes
     eager = tuple(v for v in EVERY if v not in ("torch-compile", "ensemble"))
     return [
-        Grid("batch", eager, KERNELS, (LOGREG, DEEP), (1, 32, 128, 1024, 4096)),
+        Grid("batch", eager, ("update",), (LOGREG, DEEP), (1, 32, 128, 1024, 4096)),
+        # predict at both ends and the middle: the batch sweep's minutes go to the update
+        Grid("batch", eager, ("predict",), (LOGREG, DEEP), (1, 128, 4096)),
         Grid("batch", ("ensemble",), KERNELS, (LOGREG, DEEP), (1, 128, 1024)),
         # torch.compile costs seconds per shape: its update at a small and a large batch
         Grid("compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (128, 4096)),
@@ -123,6 +137,16 @@ def _default() -> list[Grid]:
         Grid("devices", MULTI, ("update",), (LOGREG,), (128, 4096), devices=(2, 4)),
         Grid("devices", MULTI, ("update",), (DEEP,), (128, 1024), devices=(2, 4)),
         Grid("depth", JAX_VARIANTS, ("update",), depth_layers((1, 2, 4, 8), 512), (128,)),
+        # cold vs cached compile by depth: the one-device jit and the fused scan (a cached
+        # compile costs two fresh processes; --cached-compile asks it of every configuration)
+        Grid(
+            "depth",
+            ("jit", "scan"),
+            ("update",),
+            depth_layers((1, 2, 4, 8), 512),
+            (128,),
+            cached_compile=True,
+        ),
         # stock jax.grad beside the tuned layout, for the cells the peers are compared in
         Grid(
             "stock",
@@ -151,6 +175,7 @@ def _full() -> list[Grid]:
             KERNELS,
             depth_layers((1, 2, 3, 4, 6, 8, 12, 16), 512),
             (128, 1024),
+            cached_compile=True,
         ),
         Grid("width", ("jit", "scan", "sharded_tp", "torch-eager"), ("update",), widths, (1024,)),
         Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG, DEEP), (128, 1024)),
@@ -271,7 +296,9 @@ def expand(
                     "grid": g.name,
                 }
                 spec["config_id"] = rows.config_id(spec)
-                specs.setdefault(spec["config_id"], spec)
+                kept = specs.setdefault(spec["config_id"], spec)
+                if g.cached_compile and _cacheable(variant, kernel, info):
+                    kept["cached_compile"] = True  # whichever grid asked for it
     return list(specs.values()), [{"what": w, "reason": r} for w, r in skipped.items()]
 
 
@@ -316,6 +343,13 @@ def _check(variant: str, kernel: str, dtype: str) -> None:
 def scan_steps(batch: int) -> int:
     """Default SGD steps per ``scan`` call at this batch size (see SCAN_EXAMPLES_PER_CALL)."""
     return max(2, min(8, SCAN_EXAMPLES_PER_CALL // max(batch, 1)))
+
+
+def _cacheable(variant: str, kernel: str, info: dict[str, Any]) -> bool:
+    """Whether a cached compile can be timed: a JAX update or predict of one process (the
+    child processes of :mod:`bench.measure.cached` cannot join a distributed run)."""
+    one_process = int(info.get("n_processes", 1)) == 1
+    return framework(variant) == "jax" and kernel != "epoch" and one_process
 
 
 def _options(variant: str, kernel: str, batch: int, options: dict[str, Any]) -> dict[str, Any]:

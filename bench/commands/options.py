@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -124,6 +125,14 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
         help="weight-gradient layout of the JAX variants: tuned (the default) or stock "
         "(jax.grad's); a comma list measures each",
     )
+    p.add_argument(
+        "--cached-compile",
+        action="store_true",
+        default=None,
+        help="also time every JAX configuration's executable loaded from the persistent "
+        "compilation cache in a fresh process (two child processes each, seconds a "
+        "configuration; the presets ask it of their depth sweep)",
+    )
     p.add_argument("--devices", type=ints, help="device counts, like 1,2,4 (CPU: fake devices)")
     p.add_argument(
         "--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)"
@@ -210,6 +219,7 @@ TOML_KEYS = {
     "out": _flag(str),
     "timeout": _flag(positive_float),
     "repeats": _flag(passes),
+    "cached_compile": _switch,
     "no_peaks": _switch,
     "quiet": _switch,
 }
@@ -283,6 +293,8 @@ def selection_from(args: argparse.Namespace) -> Selection:
         precisions=args.precision,
         layouts=args.grad_layout,
     )
+    if getattr(args, "cached_compile", None):
+        grids = [dataclasses.replace(g, cached_compile=True) for g in grids]
     options = {"scan": {"steps": args.scan_steps}, "ensemble": {"members": args.members}}
     options = {
         k: catalog.MODEL_VARIANTS[k].check_options(v)

@@ -156,21 +156,14 @@ def _steady(call: Callable[[Any], Any], state: Any, settings: TimingSettings):
     return figures, counter.count
 
 
-def measure(
-    spec: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    settings: TimingSettings,
-    *,
-    devices: list[Any] | None = None,
-) -> dict[str, Any]:
-    """Measure one JAX configuration (``spec``: see :mod:`bench.selection`)."""
+def prepare(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, devices: list[Any]):
+    """What ``spec`` times, placed on ``devices``: ``(kernel, fn, params, batch, steps)``, where
+    ``fn(params, batch)`` is the function compiled and called (the update or predict) and
+    ``steps`` the SGD steps one call makes."""
     import jax
 
     from mnist_kernels import model, variants
 
-    devices = devices if devices is not None else devices_for(spec)
-    memory_before = memory_in_use(devices)
     compute = compute_of(spec)
     kernel = variants.get(
         spec["variant"],
@@ -192,6 +185,23 @@ def measure(
         batch = kernel.place_inputs(x)
         fn = kernel.predict_fn
     jax.block_until_ready((params, batch))
+    return kernel, fn, params, batch, steps
+
+
+def measure(
+    spec: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    settings: TimingSettings,
+    *,
+    devices: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Measure one JAX configuration (``spec``: see :mod:`bench.selection`)."""
+    import jax
+
+    devices = devices if devices is not None else devices_for(spec)
+    memory_before = memory_in_use(devices)
+    kernel, fn, params, batch, steps = prepare(spec, images, labels, devices)
 
     timing.phase("compiling")
     compiled, phases = timing.cold_compiles(

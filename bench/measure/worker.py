@@ -85,6 +85,8 @@ class Worker:
         jax_step = catalog.framework(spec["variant"]) == "jax" and spec["kernel"] != catalog.EPOCH
         if spec.get("slowdown") not in (None, 1, 1.0) and not jax_step:
             raise ValueError("slowdown (bench validate) slows JAX update and predict kernels only")
+        if spec.get("cached_compile") and not jax_step:
+            raise ValueError("cached_compile is timed for JAX update and predict kernels only")
         if spec["kernel"] == catalog.EPOCH:
             from .epoch import measure_epoch
 
@@ -92,7 +94,12 @@ class Worker:
         if catalog.framework(spec["variant"]) == "jax":
             from .kernels import measure
 
-            return measure(spec, self.images, self.labels, self.settings, devices=devices)
+            row = measure(spec, self.images, self.labels, self.settings, devices=devices)
+            if spec.get("cached_compile"):
+                from .cached import measure_cached
+
+                row.update(measure_cached(spec))
+            return row
         from . import peers
 
         return peers.measure(spec, self.images, self.labels, self.settings)

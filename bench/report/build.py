@@ -188,6 +188,22 @@ class Builder:
         )
         self.plot(sec, "compile_time", "compile time vs depth", plots.compile_time)
         sec = self.section(
+            "Cold vs cached compile",
+            "What a user's next start waits for: trace + lower + compile with the executable "
+            "loaded from JAX's persistent compilation cache, in a fresh process (the cache "
+            "filled by the process before, minimum compile time and entry size 0), beside the "
+            "cold compile in the worker and in a fresh process. Trace and lower are not cached: "
+            "they stay in every start. Measured where asked (`--cached-compile`; the presets' "
+            "depth sweep).",
+        )
+        self.table(
+            sec,
+            "cached_compile",
+            "cold vs cached compile by variant and depth",
+            tables.cached_compile(df),
+            "no rows with a cached compile (run with --cached-compile)",
+        )
+        sec = self.section(
             "Break-even",
             "Steps after which a variant's extra compile time (trace + lower + compile) is paid "
             "back by its faster steps, against the variant with the cheapest compile of the same "

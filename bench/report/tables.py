@@ -280,6 +280,20 @@ def compile_costs(df: pd.DataFrame) -> pd.DataFrame:
     agg = ok.groupby(keys, dropna=False)[[*COMPILE_PARTS, "first_call_s"]].median()
     agg["total_s"] = agg[list(COMPILE_PARTS)].sum(axis=1)
     agg["configs"] = ok.groupby(keys, dropna=False).size()
+    # the cold compile's own median and interval where the compiles were repeated (a row of
+    # an older run has one compile: its phases' sum, no interval)
+    cold = ok.assign(
+        cold=_numeric(ok, "cold_compile_s").fillna(ok[list(COMPILE_PARTS)].sum(axis=1)),
+        lo=_numeric(ok, "cold_compile_ci_low_s"),
+        hi=_numeric(ok, "cold_compile_ci_high_s"),
+        n=_numeric(ok, "n_compiles").fillna(1),
+    ).groupby(keys, dropna=False)
+    agg["cold_s"], agg["lo_s"], agg["hi_s"] = (
+        cold["cold"].median(),
+        cold["lo"].median(),
+        cold["hi"].median(),
+    )
+    agg["compiles"] = cold["n"].sum()
     agg = agg.reset_index()
     out = agg[["machine", "kernel", "label", "depth", "layer_sizes", "configs"]].rename(
         columns={"label": "variant"}
@@ -288,10 +302,60 @@ def compile_costs(df: pd.DataFrame) -> pd.DataFrame:
         ("trace_s", "trace (ms)"),
         ("lower_s", "lower (ms)"),
         ("compile_s", "compile (ms)"),
-        ("total_s", "trace+lower+compile (ms)"),
+        ("cold_s", "cold compile (ms)"),
         ("first_call_s", "first call (ms)"),
     ):
         out[name] = (agg[col] * 1e3).round(2)
+    out["cold compile 95% CI (ms)"] = [
+        "—" if not (np.isfinite(lo) and np.isfinite(hi)) else f"{lo * 1e3:.1f}–{hi * 1e3:.1f}"
+        for lo, hi in zip(agg["lo_s"], agg["hi_s"], strict=True)
+    ]
+    out["cold compiles"] = agg["compiles"].astype(int)
+    out.attrs["machine_order"] = machines(df)
+    return sorted_by(out, ["machine", "kernel", "variant", "depth", "layer_sizes"])
+
+
+def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
+    """``df[col]`` as numbers (NaN where missing; a column of NaN when absent)."""
+    if col not in df.columns:
+        return pd.Series(np.nan, index=df.index)
+    return pd.to_numeric(df[col], errors="coerce")
+
+
+def cached_compile(df: pd.DataFrame) -> pd.DataFrame:
+    """Cold vs cached compile by variant and depth, per machine and kernel (the median over the
+    batch sizes and dtypes measured): the cold compile in a warm worker (its median), the same
+    in a fresh process that fills the persistent cache, the load from that cache in the next
+    fresh process, and that process's first call; ms, with the cold / cached ratio."""
+    ok = ok_rows(df)
+    ok = ok.assign(
+        cached=_numeric(ok, "cached_compile_s"),
+        fresh=_numeric(ok, "fresh_compile_s"),
+        first=_numeric(ok, "cached_first_call_s"),
+        entry=_numeric(ok, "cache_entry_bytes"),
+        cold=_numeric(ok, "cold_compile_s").fillna(
+            ok[list(COMPILE_PARTS)].apply(pd.to_numeric, errors="coerce").sum(axis=1)
+        ),
+    )
+    ok = ok[ok["cached"].notna()]
+    if ok.empty:
+        return pd.DataFrame()
+    keys = ["machine", "kernel", "label", "depth", "layer_sizes"]
+    agg = ok.groupby(keys, dropna=False)[["cold", "fresh", "cached", "first", "entry"]].median()
+    agg["configs"] = ok.groupby(keys, dropna=False).size()
+    agg = agg.reset_index()
+    out = agg[["machine", "kernel", "label", "depth", "layer_sizes", "configs"]].rename(
+        columns={"label": "variant"}
+    )
+    for col, name in (
+        ("cold", "cold compile, worker (ms)"),
+        ("fresh", "cold compile, fresh process (ms)"),
+        ("cached", "cached, next process (ms)"),
+        ("first", "first call after the hit (ms)"),
+    ):
+        out[name] = (agg[col] * 1e3).round(2)
+    out["cold / cached"] = (agg["fresh"] / agg["cached"]).round(2)
+    out["cache entry (KiB)"] = (agg["entry"] / 1024).round(1)
     out.attrs["machine_order"] = machines(df)
     return sorted_by(out, ["machine", "kernel", "variant", "depth", "layer_sizes"])
 

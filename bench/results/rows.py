@@ -139,6 +139,10 @@ def failed(spec: Spec, status: str, message: str, dataset: dict[str, Any] | None
 POOL_TOLERANCE = 1.05
 
 
+#: the figures of the cached compile (one a pass), each the median over the passes
+CACHED_COLUMNS = ("fresh_compile_s", "cached_compile_s", "cached_first_call_s")
+
+
 def merge_passes(rows: list[Row]) -> Row:
     """One row from several passes over one configuration (fresh processes each): the fastest
     passes, pooled.
@@ -170,8 +174,9 @@ def merge_passes(rows: list[Row]) -> Row:
     out["pass_cold_compile_s"] = [
         _cold_compile(r) if r.get("status") == "ok" else None for r in rows
     ]
-    values = [r["first_call_s"] for r in ok if isinstance(r.get("first_call_s"), (int, float))]
-    out["first_call_s"] = float(np.median(values)) if values else out.get("first_call_s")
+    for key in ("first_call_s", *CACHED_COLUMNS):
+        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        out[key] = float(np.median(values)) if values else out.get(key)
     loads = [r["foreign_load"] for r in ok if r.get("foreign_load") is not None]
     out["foreign_load"] = max(loads, default=None)
     out["load_retries"] = sum(int(r.get("load_retries") or 0) for r in rows)

@@ -91,6 +91,13 @@ COLUMNS: dict[str, str] = {
     "n_compiles": "cold compiles timed (a worker of protocol 2 or older: 1; several passes: "
     "all of them pooled)",
     "pass_cold_compile_s": "each pass's cold_compile_s (s), as pass_medians_s",
+    "fresh_compile_s": "trace + lower + compile in a fresh process with an empty persistent "
+    "compilation cache, which it fills (s); only where the cached compile was asked for",
+    "cached_compile_s": "trace + lower + compile in the next fresh process, the executable "
+    "loaded from JAX's persistent compilation cache (minimum compile time and entry size 0): "
+    "what a user's next start waits for (s)",
+    "cached_first_call_s": "first execution after that cache hit, synced (s)",
+    "cache_entry_bytes": "bytes the compile wrote to the persistent cache",
     "first_call_s": "first execution after compiling, synced (s)",
     "step_median_s": "median time of one step, pipelined samples (s)",
     "step_min_s": "fastest sample, per step (s)",

@@ -56,7 +56,7 @@ def test_an_older_worker_gets_only_what_it_honours():
     regress = protocol.init("synthetic", None, 64, TimingSettings.preset("quick"))
     for version in (0, 1, 2):
         assert "compile_repeats" not in protocol.for_worker(regress, version)["settings"]
-    assert protocol.for_worker(regress, 3)["settings"]["compile_repeats"] == 3
+    assert protocol.for_worker(regress, 3)["settings"]["compile_repeats"] == 2
     lockstep = protocol.init("synthetic", None, 64, TimingSettings(slow_call_s=math.inf))
     with pytest.raises(ProtocolError, match="slow_call_s=inf is not known to a protocol-0"):
         protocol.for_worker(lockstep, 0)
