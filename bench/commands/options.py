@@ -69,6 +69,17 @@ def fail_on(text: str) -> tuple[str, ...]:
 # --- what to measure ---------------------------------------------------------------------------
 
 
+def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cached-compile",
+        action="store_true",
+        default=None,
+        help="also time every JAX configuration's executable loaded from the persistent "
+        "compilation cache in a fresh process (two child processes each, seconds a "
+        "configuration; the presets ask it of their depth sweep)",
+    )
+
+
 def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     """The flags that choose the configurations (every grid of the preset has its fields
     replaced by the ones given), and ``--config``."""
@@ -125,14 +136,7 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
         help="weight-gradient layout of the JAX variants: tuned (the default) or stock "
         "(jax.grad's); a comma list measures each",
     )
-    p.add_argument(
-        "--cached-compile",
-        action="store_true",
-        default=None,
-        help="also time every JAX configuration's executable loaded from the persistent "
-        "compilation cache in a fresh process (two child processes each, seconds a "
-        "configuration; the presets ask it of their depth sweep)",
-    )
+    _add_compile_arguments(p)
     p.add_argument("--devices", type=ints, help="device counts, like 1,2,4 (CPU: fake devices)")
     p.add_argument(
         "--backends", default=None, help="cpu,gpu,tpu or all: whatever is present (default all)"
