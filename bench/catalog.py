@@ -6,6 +6,7 @@ sizes the presets use. The parent process plans with it; the worker checks reque
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from mnist_kernels.catalog import DTYPES as DTYPES
 from mnist_kernels.catalog import EPOCH as EPOCH
@@ -51,6 +52,32 @@ MULTI_DEVICE = frozenset(v for v in JAX_VARIANTS if is_multi_device(v))
 #: the kernels of the default grids; ``epoch`` (a whole training epoch) only where asked for.
 KERNELS = (UPDATE, PREDICT)
 ALL_KERNELS = (UPDATE, PREDICT, EPOCH)
+
+#: XLA's own compile options: every row measured before the axis existed was compiled with them
+STANDARD_COMPILE = "standard"
+#: named sets of XLA compile options that trade compile time for step time, per backend, passed
+#: as ``jax.jit``'s per-compile ``compiler_options`` (a row records the name; a backend a set
+#: has no entry for does not run it). ``fast-compile``: on CPU, LLVM's backend optimisation
+#: level 0 without its expensive passes (about half the compile of a deep update here); on
+#: NVIDIA GPUs, no autotuning of the kernels' configurations.
+COMPILE_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    STANDARD_COMPILE: {"cpu": {}, "gpu": {}, "tpu": {}},
+    "fast-compile": {
+        "cpu": {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True},
+        "gpu": {"xla_gpu_autotune_level": 0},
+    },
+}
+
+
+def compiler_options(name: str, backend: str) -> dict[str, Any] | None:
+    """The XLA options of the set ``name`` on ``backend`` (``{}``: XLA's own), None where the set
+    has none for that backend; ``ValueError`` naming the sets for an unknown name."""
+    if name not in COMPILE_OPTIONS:
+        raise ValueError(
+            f"unknown compile options {name!r}; known: {', '.join(COMPILE_OPTIONS)}"
+        )
+    return COMPILE_OPTIONS[name].get(backend)
+
 
 #: logistic regression and the notebook's deep net: the two models every preset measures.
 LOGREG = (784, 10)
@@ -105,7 +132,7 @@ def layouts_of(variant: str) -> tuple[str, ...]:
 
 def check_known(kind: str, values: list[str] | tuple[str, ...] | None) -> None:
     """``ValueError`` when ``values`` hold a name that is not a known ``kind`` (``variants``,
-    ``kernels``, ``dtypes``, ``precisions``, ``grad-layouts``), naming the bad ones and the
+    ``kernels``, ``dtypes``, ``precisions``, ``grad-layouts``, ``compile-options``), naming the bad ones and the
     known ones."""
     known = {
         "variants": ALL_VARIANTS,
@@ -113,6 +140,7 @@ def check_known(kind: str, values: list[str] | tuple[str, ...] | None) -> None:
         "dtypes": DTYPES,
         "precisions": PRECISIONS,
         "grad-layouts": LAYOUTS,
+        "compile-options": tuple(COMPILE_OPTIONS),
     }[kind]
     bad = [v for v in values or () if v not in known]
     if bad:

@@ -33,7 +33,8 @@ Version history:
   hook, more examples a step under the same configuration) is gone.
 - 3: the timing setting ``compile_repeats`` (cold compiles per configuration). An older worker
   compiles once: it is sent the rest of the settings, and its rows say so (``n_compiles`` 1).
-  The spec field ``cached_compile`` (time the executable loaded from the persistent cache, in
+  The spec field ``compile_options`` (a named set of XLA options; a worker of an older version
+  is sent ``standard`` as no field, and refuses any other). The spec field ``cached_compile`` (time the executable loaded from the persistent cache, in
   fresh processes); an older worker is sent the spec without it, and its row has no such
   figures.
 """
@@ -101,7 +102,7 @@ SPEC_FIELDS[1] = SPEC_FIELDS[0] | {"precision", "grad_layout"}
 #: step once, and one in 1 / (s - 1) steps once more): a regression of exactly x s, at any size
 #: (bench validate's detection trials)
 SPEC_FIELDS[2] = (SPEC_FIELDS[1] - {"work_scale"}) | {"slowdown"}
-SPEC_FIELDS[3] = SPEC_FIELDS[2] | {"cached_compile"}
+SPEC_FIELDS[3] = SPEC_FIELDS[2] | {"cached_compile", "compile_options"}
 #: spec fields that ask for an extra measurement beside the step time: an older worker is sent
 #: the spec without them (what it measures is measured as asked; the extra is missing)
 OPTIONAL_SPEC_FIELDS = frozenset({"cached_compile"})

@@ -28,6 +28,7 @@ from typing import Any
 from .catalog import (
     ALL_KERNELS,
     ALL_VARIANTS,
+    COMPILE_OPTIONS,
     DEEP,
     DTYPES,
     JAX_VARIANTS,
@@ -36,6 +37,8 @@ from .catalog import (
     MODEL_VARIANTS,
     MULTI_DEVICE,
     PEER_VARIANTS,
+    STANDARD_COMPILE,
+    compiler_options,
     data_parallel_groups,
     framework,
     kernels_of,
@@ -77,6 +80,9 @@ class Grid:
     #: also time the executable loaded from JAX's persistent compilation cache in a fresh
     #: process (:mod:`bench.measure.cached`; two child processes a configuration, seconds each)
     cached_compile: bool = False
+    #: named sets of XLA compile options (:data:`bench.catalog.COMPILE_OPTIONS`): the
+    #: compile-time against step-time axis
+    compile_options: tuple[str, ...] = (STANDARD_COMPILE,)
 
 
 def depth_layers(depths: Iterable[int], width: int) -> tuple[tuple[int, ...], ...]:
@@ -147,6 +153,15 @@ def _default() -> list[Grid]:
             (128,),
             cached_compile=True,
         ),
+        # compile harder or faster: XLA's own options against fast-compile, same kernels
+        Grid(
+            "compile",
+            ("jit", "scan"),
+            ("update",),
+            depth_layers((1, 2, 4, 8), 512),
+            (128,),
+            compile_options=tuple(COMPILE_OPTIONS),
+        ),
         # stock jax.grad beside the tuned layout, for the cells the peers are compared in
         Grid(
             "stock",
@@ -176,6 +191,14 @@ def _full() -> list[Grid]:
             depth_layers((1, 2, 3, 4, 6, 8, 12, 16), 512),
             (128, 1024),
             cached_compile=True,
+        ),
+        Grid(
+            "compile",
+            JAX_VARIANTS,
+            KERNELS,
+            depth_layers((1, 2, 4, 8, 16), 512),
+            (128, 1024),
+            compile_options=tuple(COMPILE_OPTIONS),
         ),
         Grid("width", ("jit", "scan", "sharded_tp", "torch-eager"), ("update",), widths, (1024,)),
         Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG, DEEP), (128, 1024)),
@@ -267,14 +290,18 @@ def expand(
                         f"multi-device variants ({', '.join(sorted(MULTI_DEVICE))})"
                     )
                 continue  # single-device variants are measured at n = 1 only
-            for precision, layout in _arithmetic(g, variant, dtype):
+            for (precision, layout), compiled in itertools.product(
+                _arithmetic(g, variant, dtype), g.compile_options
+            ):
                 what = (
                     f"{variant} {kernel} {','.join(map(str, sizes))} batch {batch} {dtype} "
                     f"{precision} {layout} x{n} {backend}"
+                    + ("" if compiled == STANDARD_COMPILE else f" {compiled}")
                 )
                 opts = _options(variant, kernel, batch, options)
                 why = _why_not(variant, kernel, sizes, batch, n, backend, info, opts, peers_missing)
                 why = why or _why_not_precision(precision, backend)
+                why = why or _why_not_compiled(compiled, variant, kernel, backend)
                 if why:
                     skipped[what] = why
                     continue
@@ -287,6 +314,7 @@ def expand(
                     "dtype": dtype,
                     "precision": precision,
                     "grad_layout": layout,
+                    "compile_options": compiled,
                     "n_devices": int(n),
                     "n_processes": int(info.get("n_processes", 1)),
                     "backend": backend,
@@ -343,6 +371,21 @@ def _check(variant: str, kernel: str, dtype: str) -> None:
 def scan_steps(batch: int) -> int:
     """Default SGD steps per ``scan`` call at this batch size (see SCAN_EXAMPLES_PER_CALL)."""
     return max(2, min(8, SCAN_EXAMPLES_PER_CALL // max(batch, 1)))
+
+
+def _why_not_compiled(name: str, variant: str, kernel: str, backend: str) -> str | None:
+    """Why the compile options ``name`` cannot apply to this configuration, or None."""
+    if name == STANDARD_COMPILE:
+        return None
+    if framework(variant) != "jax":
+        return f"compile options ({name}) are XLA's: the JAX variants only"
+    if variant == "pmap":
+        return f"pmap takes no per-compile compiler options ({name}): jax.pmap has none"
+    if kernel == "epoch":
+        return f"the epoch kernel is compiled with XLA's own options, not {name}"
+    if compiler_options(name, backend) is None:
+        return f"{name} has no compile options for {backend}"
+    return None
 
 
 def _cacheable(variant: str, kernel: str, info: dict[str, Any]) -> bool:

@@ -17,6 +17,8 @@ with bfloat16 operands, accumulating in float32.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
@@ -107,6 +109,29 @@ class Kernel:
         return placed
 
 
+#: the XLA compile options every ``jax.jit`` of the variant being built gets (``get``'s
+#: ``compiler_options``): per compile, for its ahead-of-time compile and its calls alike
+_COMPILER_OPTIONS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "compiler_options", default=None
+)
+#: variants whose functions are not ``jax.jit``: they take no per-compile options
+_NO_COMPILER_OPTIONS = frozenset({"pmap"})
+
+
+def _with_options(fun: Callable[..., Any], **kwargs: Any) -> Any:
+    """``jax.jit`` with the compile options of the variant being built."""
+    return jax.jit(fun, compiler_options=_COMPILER_OPTIONS.get(), **kwargs)
+
+
+@contextlib.contextmanager
+def _compiling_with(options: dict[str, Any] | None):
+    token = _COMPILER_OPTIONS.set(dict(options) if options else None)
+    try:
+        yield
+    finally:
+        _COMPILER_OPTIONS.reset(token)
+
+
 def register(name: str) -> Callable[[Callable[..., Kernel]], Callable[..., Kernel]]:
     """Register the builder of the variant ``name``, which :mod:`mnist_kernels.catalog` lists."""
     catalog.variant(name)  # a builder for a variant the catalogue does not describe: refused
@@ -131,6 +156,7 @@ def get(
     dtype: str = "float32",
     precision: str = "highest",
     layout: str | None = None,
+    compiler_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> Kernel:
     """Build the kernel ``name``.
@@ -145,6 +171,9 @@ def get(
       precision: float32 matmuls: ``"highest"``, ``"tf32"`` or ``"default"``.
       layout: the weight gradient's, ``"tuned"`` or ``"stock"`` (default: the variant's first,
         ``tuned``; ``notebook`` runs ``stock`` only).
+      compiler_options: XLA options every compile of the kernel's functions gets (``jax.jit``'s
+        ``compiler_options``, like ``{"xla_backend_optimization_level": 0}``); not for
+        ``pmap``, which has none.
       **options: variant settings: ``steps`` (scan, default 8), ``members`` (ensemble,
         default 4), ``model_parallel`` (sharded_tp, default 2 when the device count is even).
 
@@ -169,7 +198,10 @@ def get(
             f"variant {name!r} runs on one device, got {len(devs)}; pass devices=1 or use one "
             f"of the multi-device variants {multi}"
         )
-    return _REGISTRY[name](devices=devs, lr=lr, compute=compute, **options)
+    if compiler_options and name in _NO_COMPILER_OPTIONS:
+        raise ValueError(f"{name} takes no per-compile compiler options (jax.pmap has none)")
+    with _compiling_with(compiler_options):
+        return _REGISTRY[name](devices=devs, lr=lr, compute=compute, **options)
 
 
 def _resolve_devices(name: str, devices: int | Sequence[Any] | None) -> list[Any]:
@@ -266,8 +298,8 @@ def _notebook(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
     no donation, and the batch handed over as host NumPy arrays at every call, as its data
     stream does (``place`` leaves it on the host: each call copies it to the device)."""
     dev = devices[0]
-    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=compute))
-    predict_fn = jax.jit(functools.partial(model.predict, compute=compute))
+    update_fn = _with_options(functools.partial(model.update, lr=lr, compute=compute))
+    predict_fn = _with_options(functools.partial(model.predict, compute=compute))
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
@@ -280,8 +312,8 @@ def _notebook(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
 @register("jit")
 def _jit(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
     cd = compute
-    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
+    update_fn = _with_options(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)
+    predict_fn = _with_options(functools.partial(model.predict, compute=cd))
     return _compiled("jit", devices, compute, lr, _on_one_device(devices[0]), update_fn, predict_fn)
 
 
@@ -312,8 +344,8 @@ def _vmap(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
             params, inputs
         )
 
-    update_fn = jax.jit(step, donate_argnums=0)
-    predict_fn = jax.jit(batched_predict)
+    update_fn = _with_options(step, donate_argnums=0)
+    predict_fn = _with_options(batched_predict)
     return _compiled(
         "vmap", devices, compute, lr, _on_one_device(devices[0]), update_fn, predict_fn
     )
@@ -397,12 +429,12 @@ def _sharded(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
     cd = compute
     mesh = _batch_mesh(devices)
     replicated = NamedSharding(mesh, P())
-    update_fn = jax.jit(
+    update_fn = _with_options(
         functools.partial(model.update, lr=lr, compute=cd),
         donate_argnums=0,
         out_shardings=replicated,
     )
-    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
+    predict_fn = _with_options(functools.partial(model.predict, compute=cd))
     return _data_parallel("sharded", mesh, compute, lr, update_fn, predict_fn)
 
 
@@ -427,8 +459,8 @@ def _shard_map(*, devices: list[Any], lr: float, compute: Compute) -> Kernel:
         in_specs=(P(), P("batch")),
         out_specs=P("batch"),
     )
-    update_fn = jax.jit(step, donate_argnums=0)
-    predict_fn = jax.jit(local_predict)
+    update_fn = _with_options(step, donate_argnums=0)
+    predict_fn = _with_options(local_predict)
     return _data_parallel("shard_map", mesh, compute, lr, update_fn, predict_fn)
 
 
@@ -446,8 +478,8 @@ def _scan(*, devices: list[Any], lr: float, compute: Compute, steps: int = 8) ->
 
         return lax.scan(body, params, batches)[0]
 
-    update_fn = jax.jit(multi_step, donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
+    update_fn = _with_options(multi_step, donate_argnums=0)
+    predict_fn = _with_options(functools.partial(model.predict, compute=cd))
 
     def place(params: Params, batches: Batch) -> tuple[Any, Any]:
         inputs, targets = batches
@@ -528,8 +560,8 @@ def _sharded_tp(
         return [(NamedSharding(mesh, w), NamedSharding(mesh, b)) for w, b in _tp_specs(sizes)]
 
     # Output shardings follow the placed params: the update is elementwise on each leaf.
-    update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)
-    predict_fn = jax.jit(functools.partial(model.predict, compute=cd))
+    update_fn = _with_options(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)
+    predict_fn = _with_options(functools.partial(model.predict, compute=cd))
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         _check_params(params, batch)
@@ -564,8 +596,10 @@ def _ensemble(
     def step(params: Params, batch: Batch) -> Params:
         return jax.vmap(one, in_axes=(0, None, 0))(params, batch, jnp.asarray(lr_vec))
 
-    update_fn = jax.jit(step, donate_argnums=0)
-    predict_fn = jax.jit(jax.vmap(functools.partial(model.predict, compute=cd), in_axes=(0, None)))
+    update_fn = _with_options(step, donate_argnums=0)
+    predict_fn = _with_options(
+        jax.vmap(functools.partial(model.predict, compute=cd), in_axes=(0, None))
+    )
 
     def place(params: Params, batch: Batch) -> tuple[Any, Any]:
         placed_batch = jax.device_put(batch, dev)

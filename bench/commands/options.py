@@ -71,6 +71,13 @@ def fail_on(text: str) -> tuple[str, ...]:
 
 def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--compile-options",
+        type=csv,
+        help="named sets of XLA compile options, a comma list measures each: "
+        f"{', '.join(catalog.COMPILE_OPTIONS)} (standard: XLA's own, the default; fast-compile "
+        "trades step time for compile time); the JAX variants but pmap",
+    )
+    p.add_argument(
         "--cached-compile",
         action="store_true",
         default=None,
@@ -214,6 +221,7 @@ TOML_KEYS = {
     "dtypes": _flag(csv),
     "precision": _flag(csv),
     "grad_layout": _flag(csv),
+    "compile_options": _flag(csv),
     "devices": _flag(ints),
     "backends": _flag(str),
     "scan_steps": _flag(positive_int),
@@ -282,6 +290,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
         ("dtypes", args.dtypes),
         ("precisions", args.precision),
         ("grad-layouts", args.grad_layout),
+        ("compile-options", getattr(args, "compile_options", None)),
     ):
         catalog.check_known(kind, given)
     if any(b < 1 for b in args.batch_sizes or []) or any(d < 1 for d in args.devices or []):
@@ -296,6 +305,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
         devices=args.devices,
         precisions=args.precision,
         layouts=args.grad_layout,
+        compile_options=getattr(args, "compile_options", None),
     )
     if getattr(args, "cached_compile", None):
         grids = [dataclasses.replace(g, cached_compile=True) for g in grids]

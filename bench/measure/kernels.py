@@ -165,6 +165,10 @@ def prepare(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, device
     from mnist_kernels import model, variants
 
     compute = compute_of(spec)
+    compiled_with = spec.get("compile_options") or catalog.STANDARD_COMPILE
+    xla_options = catalog.compiler_options(compiled_with, devices[0].platform)
+    if xla_options is None:
+        raise ValueError(f"{compiled_with} has no compile options for {devices[0].platform}")
     kernel = variants.get(
         spec["variant"],
         lr=spec.get("lr", 0.001),
@@ -172,6 +176,7 @@ def prepare(spec: dict[str, Any], images: np.ndarray, labels: np.ndarray, device
         dtype=compute.dtype,
         precision=compute.precision,
         layout=compute.layout,
+        compiler_options=xla_options or None,
         **(spec.get("options") or {}),
     )
     steps = kernel.steps_per_call if spec["kernel"] == "update" else 1

@@ -85,6 +85,9 @@ class Worker:
         jax_step = catalog.framework(spec["variant"]) == "jax" and spec["kernel"] != catalog.EPOCH
         if spec.get("slowdown") not in (None, 1, 1.0) and not jax_step:
             raise ValueError("slowdown (bench validate) slows JAX update and predict kernels only")
+        standard = spec.get("compile_options") in (None, catalog.STANDARD_COMPILE)
+        if not standard and not jax_step:
+            raise ValueError("compile options apply to JAX update and predict kernels only")
         if spec.get("cached_compile") and not jax_step:
             raise ValueError("cached_compile is timed for JAX update and predict kernels only")
         if spec["kernel"] == catalog.EPOCH:

@@ -173,7 +173,7 @@ def config_label(row: dict[str, Any]) -> str:
         name = str(norm(row.get("name")) or norm(row.get("config_id")) or "?")
         return name.rsplit("::", 1)[-1]
     arith = schema.arithmetic(row)
-    shown = [v for v in arith.values() if v not in ("highest", "bf16", "tuned")]
+    shown = [v for v in arith.values() if v not in ("highest", "bf16", "tuned", "standard")]
     if row.get("variant") == "notebook" or (row.get("framework") or "jax") != "jax":
         shown = [v for v in shown if v != "stock"]  # their one layout
     label = (

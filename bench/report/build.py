@@ -219,6 +219,16 @@ class Builder:
             tables.readable(be, drop=("break_even_steps",)),
         )
         self.plot(sec, "break_even", "compile time vs step time (break-even)", plots.break_even)
+        trade = tables.compile_tradeoff(df)
+        self.table(
+            sec,
+            "compile_tradeoff",
+            "compile harder or faster: XLA's own options against another set, same kernel",
+            trade,
+            "no configuration measured with two sets of compile options (--compile-options "
+            "standard,fast-compile)",
+            tables.readable(trade, drop=("break_even_steps",)),
+        )
 
     def limits(self) -> None:
         df = self.df

@@ -61,13 +61,14 @@ def _prepared(df: pd.DataFrame) -> pd.DataFrame:
     for col in schema.ARITHMETIC_COLUMNS:
         out[col] = arith[col].to_numpy() if len(out) else []
     out["label"] = [
-        variant_label(v, p, n, lay if f == "jax" else "")
-        for v, p, n, lay, f in zip(
+        variant_label(v, p, n, lay if f == "jax" else "", c)
+        for v, p, n, lay, f, c in zip(
             out["variant"],
             out["n_processes"],
             out["n_devices"],
             out["grad_layout"],
             out["framework"],
+            out["compile_options"],
             strict=True,
         )
     ]
@@ -99,15 +100,23 @@ def device_label(n_processes: int, n_devices: int) -> str:
 STOCK_SUFFIX = " (stock)"
 
 
-def variant_label(variant: str, n_processes: int = 1, n_devices: int = 1, layout: str = "") -> str:
+def variant_label(
+    variant: str,
+    n_processes: int = 1,
+    n_devices: int = 1,
+    layout: str = "",
+    compiled: str = schema.legacy_arithmetic({})["compile_options"],
+) -> str:
     """``jit``, or ``pmap ×4`` for a multi-device variant or a row spread over devices, with
     ``(stock)`` for a JAX variant run with jax.grad's own weight-gradient layout (the notebook's
-    is stock by definition)."""
+    is stock by definition) and ``[fast-compile]`` for compile options other than XLA's own."""
     label = str(variant)
     if variant in MULTI_DEVICE or int(n_devices) > 1:
         label = f"{variant} ×{device_label(n_processes, n_devices)}"
     if layout == "stock" and variant != "notebook":
         label += STOCK_SUFFIX
+    if compiled != schema.legacy_arithmetic({})["compile_options"]:
+        label += f" [{compiled}]"
     return label
 
 
@@ -320,6 +329,72 @@ def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
     if col not in df.columns:
         return pd.Series(np.nan, index=df.index)
     return pd.to_numeric(df[col], errors="coerce")
+
+
+def _cold_compile(df: pd.DataFrame) -> pd.Series:
+    """Each row's cold compile (s): its median where compiles were repeated, else the sum of
+    its phases."""
+    phases = df[list(COMPILE_PARTS)].apply(pd.to_numeric, errors="coerce")
+    summed = phases.sum(axis=1, min_count=1)
+    return _numeric(df, "cold_compile_s").fillna(summed)
+
+
+def compile_tradeoff(df: pd.DataFrame) -> pd.DataFrame:
+    """Compile harder or compile faster, the same kernel: for each configuration measured with
+    XLA's own options and with another set (``compile_options``), both cold compiles, both step
+    times, and the steps after which the harder compile has paid for itself (``never`` when its
+    steps are not faster; ``—`` when it compiles no longer)."""
+    ok = ok_rows(df)
+    ok = ok.assign(cold=_cold_compile(ok), step=_numeric(ok, "step_median_s"))
+    standard = schema.legacy_arithmetic({})["compile_options"]
+    keys = [
+        "machine",
+        "kernel",
+        "variant",
+        "layer_sizes",
+        "batch_size",
+        "dtype",
+        "precision",
+        "grad_layout",
+        "n_devices",
+    ]
+    base = ok[ok["compile_options"] == standard].set_index(keys)
+    rows = []
+    for _, r in ok[ok["compile_options"] != standard].iterrows():
+        k = tuple(r[c] for c in keys)
+        if k not in base.index:
+            continue
+        b = base.loc[k]
+        b = b.iloc[0] if isinstance(b, pd.DataFrame) else b
+        extra = b["cold"] - r["cold"]  # what compiling harder costs
+        saved = r["step"] - b["step"]  # what it saves a step
+        if not extra > 0:
+            steps, text = math.nan, "—"
+        elif not saved > 0:
+            steps, text = math.inf, "never"
+        else:
+            steps = extra / saved
+            text = f"{math.ceil(round(steps, 6)):,}"  # 500.0000001 steps are 500
+        rows.append(
+            [*k, r["compile_options"], b["cold"], r["cold"], b["step"], r["step"], steps, text]
+        )
+    cols = [
+        *keys,
+        "against",
+        "standard_compile_s",
+        "other_compile_s",
+        "standard_step_s",
+        "other_step_s",
+        "break_even_steps",
+        "standard pays after",
+    ]
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["machine_order"] = machines(df)
+    return (
+        sorted_by(out, ["machine", "kernel", "variant", "layer_sizes", "batch_size"])
+        if rows
+        else out
+    )
 
 
 def cached_compile(df: pd.DataFrame) -> pd.DataFrame:

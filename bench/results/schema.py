@@ -44,10 +44,11 @@ BASE_KEY_COLUMNS = (
     "batch_size",
     "dtype",
 )
-#: What the matmuls computed in, added since: part of the identity, so rows of different
-#: arithmetic never merge or get compared. A row written before they existed was measured with
-#: :func:`legacy_arithmetic` and reads as that.
-ARITHMETIC_COLUMNS = ("precision", "grad_layout")
+#: What the matmuls computed in, and the XLA options the step was compiled with, added since:
+#: part of the identity, so rows of different arithmetic or compilation never merge or get
+#: compared. A row written before they existed was measured with :func:`legacy_arithmetic` and
+#: reads as that.
+ARITHMETIC_COLUMNS = ("precision", "grad_layout", "compile_options")
 #: The columns that identify a configuration: rows with equal keys measure the same thing.
 KEY_COLUMNS = BASE_KEY_COLUMNS + ARITHMETIC_COLUMNS
 
@@ -75,6 +76,10 @@ COLUMNS: dict[str, str] = {
     "written before (JAX backward matmuls were float32 then)",
     "grad_layout": "weight-gradient layout: tuned ((dz.T @ x).T for layers of at most 64 "
     "outputs) or stock (jax.grad's x.T @ dz; the peers: their framework's own)",
+    "compile_options": "the XLA compile options (jax.jit's compiler_options) as a named set of "
+    "bench.catalog.COMPILE_OPTIONS: standard (XLA's own) or fast-compile (CPU: LLVM optimisation "
+    "level 0, no expensive passes; NVIDIA GPU: no autotuning); they trade compile time for step "
+    "time",
     "steps_per_call": "SGD steps one call makes (scan: S)",
     "work_multiplier": "independent models per call (ensemble: K)",
     "dataset": "where the batches came from (fashion-mnist, mnist, synthetic)",
@@ -234,7 +239,7 @@ def legacy_arithmetic(row: dict[str, Any]) -> dict[str, str]:
     else:
         precision = "highest" if row.get("backend") in (None, "cpu") else "default"
     layout = "tuned" if jax and row.get("dtype") != "bfloat16" else "stock"
-    return {"precision": precision, "grad_layout": layout}
+    return {"precision": precision, "grad_layout": layout, "compile_options": "standard"}
 
 
 def arithmetic(row: dict[str, Any]) -> dict[str, str]:

@@ -55,3 +55,24 @@ def test_compile_costs_show_the_cold_compiles_interval():
     assert table.loc["vmap", "cold compile (ms)"] == pytest.approx(130.0)  # 10 + 20 + 100 ms
     assert table.loc["vmap", "cold compile 95% CI (ms)"] == "—"
     assert table.loc["vmap", "cold compiles"] == 1
+
+
+def test_compile_harder_or_faster_for_the_same_kernel():
+    standard = depth_row("jit", 4, cold_compile_s=0.30, samples_s=[0.010] * 6)
+    fast = depth_row(
+        "jit", 4, compile_options="fast-compile", cold_compile_s=0.15, samples_s=[0.0103] * 6
+    )
+    fast["step_median_s"] = 0.0103
+    standard["step_median_s"] = 0.010
+    shallow = depth_row("jit", 1, cold_compile_s=0.1)  # one set only: not in the table
+    slower = depth_row("scan", 4, cold_compile_s=0.3)
+    slower_fast = depth_row("scan", 4, compile_options="fast-compile", cold_compile_s=0.2)
+    slower_fast["step_median_s"] = slower["step_median_s"] * 0.9  # fast-compile steps faster
+    table = tables.compile_tradeoff(pd.DataFrame([standard, fast, shallow, slower, slower_fast]))
+    by = table.set_index("variant")
+    assert list(table["variant"]) == ["jit", "scan"] and set(table["against"]) == {"fast-compile"}
+    # 150 ms more compile, 0.3 ms a step less: 500 steps
+    assert by.loc["jit", "break_even_steps"] == pytest.approx(500.0)
+    assert by.loc["jit", "standard pays after"] == "500"
+    assert by.loc["scan", "standard pays after"] == "never"
+    assert tables.compile_tradeoff(pd.DataFrame([shallow])).empty

@@ -120,7 +120,11 @@ def test_the_arithmetic_is_part_of_a_configurations_identity():
     assert not set(schema.ARITHMETIC_COLUMNS) & set(old)
     usual = {**old, "precision": "highest", "grad_layout": "tuned"}  # what it was measured with
     assert schema.config_id(usual) == schema.config_id(old)
-    assert schema.arithmetic(old) == {"precision": "highest", "grad_layout": "tuned"}
+    assert schema.arithmetic(old) == {
+        "precision": "highest",
+        "grad_layout": "tuned",
+        "compile_options": "standard",
+    }
     ids = {
         schema.config_id({**usual, **change})
         for change in (
