@@ -3,14 +3,17 @@
 Every function takes the results DataFrame (the columns of :mod:`bench.results.schema` plus
 ``machine``; see :mod:`bench.report.tables`) and an output path, and returns ``(path, caption)`` when
 it drew the plot or ``(None, reason)`` when it could not (``"scaling: only one device count (1)
-in these runs"``). Only ``status == "ok"`` rows are drawn. Colours come from
-:data:`VARIANT_COLOURS`, the same for a variant in every plot and every report. Figures are
-built with :class:`matplotlib.figure.Figure` and :class:`FigureCanvasAgg` (no pyplot, no global
-state); legends sit outside the axes.
+in these runs"``). Only ``status == "ok"`` rows are drawn. Colours come from one
+:class:`~.figure.Palette` of the frame's variants (:data:`VARIANT_COLOURS` for the known ones),
+the same for a variant in every plot of a report; what is not a variant is black and white.
+Figures are built with :class:`matplotlib.figure.Figure` and :class:`FigureCanvasAgg` (no
+pyplot, no global state), no wider than the report shows unshrunk: panels wrap into rows,
+categories run down the page (one row each) rather than across, and the legend sits below.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,23 +22,35 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import EngFormatter
 
 from ..results import schema
 from . import tables, versus
 from .figure import (
-    VARIANT_COLOURS as VARIANT_COLOURS,
-)
-from .figure import (
-    colour,
+    MAX_WIDTH_IN,
+    NEUTRAL,
+    Palette,
     dominant_dtype,
     figure,
+    is_stock,
     label,
     line_style,
     log2_batch_axis,
+    log2_ticks,
     log_axis,
     machine_order,
+    neutral_marker,
+    panels,
+    per_row,
     save,
+    short_layers,
     variant_handles,
+)
+from .figure import (
+    VARIANT_COLOURS as VARIANT_COLOURS,
+)
+from .figure import (
+    colour as colour,
 )
 
 Result = tuple[Path | None, str]
@@ -61,17 +76,33 @@ def _sweep(df: pd.DataFrame, value: Callable[[pd.DataFrame], pd.Series]) -> pd.D
     return ok[wide]
 
 
+#: a panel of the batch-size sweeps, inches
+SWEEP_W, SWEEP_H = 4.2, 3.4
+
+
 def _sweep_plot(
-    data: pd.DataFrame, path: Path, ylabel: str, title: str, unit: str | None, band: bool = False
+    data: pd.DataFrame,
+    path: Path,
+    paint: Palette,
+    ylabel: str,
+    title: str,
+    unit: str | None,
+    band: bool = False,
 ) -> Path:
+    """A panel per machine and layer sizes: a machine's panels start a row, and wrap to more
+    rows when its layer sizes do not fit the report's width."""
     order = tables.machines(data)
     layers = sorted(data["layer_sizes"].unique(), key=tables.layer_rank)
-    fig, axes = figure(len(order), len(layers))
+    ncols = min(len(layers), per_row(SWEEP_W))
+    rows_each = math.ceil(len(layers) / ncols)
+    fig, axes = figure(len(order) * rows_each, ncols, SWEEP_W, SWEEP_H)
     batches = sorted(int(b) for b in data["batch_size"].unique())
     labels: dict[str, str] = {}  # label -> its line style
+    used = []
     for i, m in enumerate(order):
         for j, ls in enumerate(layers):
-            ax = axes[i, j]
+            ax = axes[i * rows_each + j // ncols, j % ncols]
+            used.append(ax)
             part = data[(data["machine"] == m) & (data["layer_sizes"] == ls)]
             for lab in sorted(part["label"].unique(), key=tables.variant_rank):
                 g = part[part["label"] == lab].sort_values("batch_size")
@@ -81,25 +112,28 @@ def _sweep_plot(
                     g["y"],
                     marker="o",
                     ms=4,
-                    color=colour(lab),
+                    color=paint(lab),
                     ls=style,
                     label=lab,
                 )
                 if band:
                     lo = pd.to_numeric(g["step_ci_low_s"], errors="coerce")
                     hi = pd.to_numeric(g["step_ci_high_s"], errors="coerce")
-                    ax.fill_between(g["batch_size"], lo, hi, color=colour(lab), alpha=0.2, lw=0)
+                    ax.fill_between(g["batch_size"], lo, hi, color=paint(lab), alpha=0.2, lw=0)
                 labels[lab] = style
             log_axis(ax, "y", unit)
             log2_batch_axis(ax, batches)
             ax.set_ylabel(ylabel)
-            ax.set_title(f"{m}\nlayers {ls}", fontsize="medium")
+            ax.set_title(f"{m}\nlayers {short_layers(ls)}", fontsize="medium")
             ax.grid(True, which="both", alpha=0.3)
             if part.empty:
                 ax.text(0.5, 0.5, "no data", ha="center", transform=ax.transAxes)
+    for ax in axes.flat:
+        if not any(ax is u for u in used):
+            ax.remove()
     fig.suptitle(title)
     handles = [
-        Line2D([], [], color=colour(v), marker="o", ms=4, label=v, ls=labels[v])
+        Line2D([], [], color=paint(v), marker="o", ms=4, label=v, ls=labels[v])
         for v in sorted(labels, key=tables.variant_rank)
     ]
     return save(fig, path, handles)
@@ -123,6 +157,7 @@ def step_time(df: pd.DataFrame, path: str | Path) -> Result:
     p = _sweep_plot(
         data,
         Path(path),
+        Palette(df["variant"]),
         "step time (s, log)",
         "Step time per SGD step (median, 95% CI band)",
         "s",
@@ -141,7 +176,14 @@ def throughput(df: pd.DataFrame, path: str | Path) -> Result:
     data = _sweep(df, lambda d: pd.to_numeric(d["examples_per_s"], errors="coerce"))
     if data.empty:
         return None, _no_sweep("throughput vs batch size", df)
-    p = _sweep_plot(data, Path(path), "throughput (examples/s, log)", "Training throughput", "")
+    p = _sweep_plot(
+        data,
+        Path(path),
+        Palette(df["variant"]),
+        "throughput (examples/s, log)",
+        "Training throughput",
+        "",
+    )
     return p, (
         "Examples per second (batch size / step median) against batch size, kernel "
         f"update, dtype {data['dtype'].iloc[0]}; higher is better."
@@ -161,6 +203,7 @@ def dispatch_overhead(df: pd.DataFrame, path: str | Path) -> Result:
     p = _sweep_plot(
         data,
         Path(path),
+        Palette(df["variant"]),
         "dispatch overhead / step time (log)",
         "Dispatch overhead as a fraction of step time",
         None,
@@ -194,10 +237,12 @@ def compile_time(df: pd.DataFrame, path: str | Path) -> Result:
     agg = ok.groupby(["machine", "label", "depth"])[[c for c, _, _ in PHASES]].median()
     agg = agg.reset_index()
     order = machine_order(df, agg)
-    fig, axes = figure(1, len(order), w=5.5, h=4.0)
+    paint = Palette(df["variant"])
     variants = sorted(agg["label"].unique(), key=tables.variant_rank)
-    for j, m in enumerate(order):
-        ax = axes[0, j]
+    # a bar per variant and depth: the panel widens with the bars, up to the report's width
+    bars = max(agg[agg["machine"] == m].groupby("depth")["label"].nunique().sum() for m in order)
+    fig, axes = panels([4.0] * len(order), min(max(4.2, 1.2 + 0.08 * bars), MAX_WIDTH_IN - 0.4))
+    for ax, m in zip(axes, order, strict=True):
         part = agg[agg["machine"] == m]
         depths = sorted(part["depth"].unique())
         vs = [v for v in variants if v in set(part["label"])]
@@ -213,9 +258,9 @@ def compile_time(df: pd.DataFrame, path: str | Path) -> Result:
                     ms,
                     width_bar * 0.95,
                     bottom=bottom,
-                    color=colour(v),
+                    color=paint(v),
                     hatch=hatch,
-                    edgecolor="white",
+                    edgecolor=_bar_edge(v),
                     lw=0.5,
                 )
                 bottom += ms
@@ -225,14 +270,21 @@ def compile_time(df: pd.DataFrame, path: str | Path) -> Result:
         ax.set_title(m, fontsize="medium")
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"Compile time by depth (hidden width {width}; depth 0 = logistic regression)")
-    handles: list[Any] = [Patch(color=colour(v), label=v) for v in variants]
-    handles += [
-        Patch(facecolor="#cccccc", hatch=h, edgecolor="white", label=n) for _, n, h in PHASES
+    handles: list[Any] = [
+        Patch(facecolor=paint(v), edgecolor=_bar_edge(v), label=v) for v in variants
     ]
+    handles += [Patch(facecolor="white", hatch=h, edgecolor=NEUTRAL, label=n) for _, n, h in PHASES]
     return save(fig, path, handles), (
         "Trace, lower and compile time (stacked, ms; median over batch sizes) against the "
-        f"number of hidden layers of width {width}, kernel update, fewest devices per variant."
+        f"number of hidden layers of width {width}, kernel update, fewest devices per variant; "
+        "edged and hatched in black: the variant with stock jax.grad."
     )
+
+
+def _bar_edge(label: str) -> str:
+    """A bar's edge and hatch colour: black for stock jax.grad, which tells it from its
+    variant's tuned bar in the same colour (a paler fill would pass for a spare colour)."""
+    return NEUTRAL if is_stock(label) else "white"
 
 
 def _outlined(part: pd.DataFrame) -> tuple[pd.DataFrame, str, int, str]:
@@ -252,7 +304,9 @@ def _outlined(part: pd.DataFrame) -> tuple[pd.DataFrame, str, int, str]:
     return cfg, ls, batch, dtype
 
 
-def _compile_vs_step(ax: Any, part: pd.DataFrame, cfg: pd.DataFrame, title: str) -> None:
+def _compile_vs_step(
+    ax: Any, part: pd.DataFrame, cfg: pd.DataFrame, paint: Palette, title: str
+) -> None:
     """Every configuration's compile cost against its step time, ``cfg`` outlined."""
     ax.scatter(
         part["compile_s"],
@@ -260,43 +314,52 @@ def _compile_vs_step(ax: Any, part: pd.DataFrame, cfg: pd.DataFrame, title: str)
         s=14,
         lw=0,
         alpha=0.45,
-        c=[colour(v) for v in part["variant"]],
+        c=[paint(v) for v in part["variant"]],
     )
     ax.scatter(
         cfg["compile_s"],
         cfg["step_median_s"],
         s=55,
         zorder=3,
-        edgecolor="black",
+        edgecolor=NEUTRAL,
         lw=0.8,
-        c=[colour(v) for v in cfg["variant"]],
+        c=[paint(v) for v in cfg["variant"]],
     )
     log_axis(ax, "x", "s")
     log_axis(ax, "y", "s")
     label(ax, "trace + lower + compile (s, log)", "step time (s, log)", title)
 
 
-def _total_time(ax: Any, cfg: pd.DataFrame, title: str) -> None:
-    """Compile + N steps against N for each variant of ``cfg``, break-even points marked."""
+#: break-even entries a panel's legend holds in one column (beyond, two)
+BREAK_EVEN_ROWS = 22
+
+
+def _total_time(ax: Any, cfg: pd.DataFrame, paint: Palette, title: str) -> None:
+    """Compile + N steps against N for each variant of ``cfg``, break-even points marked, the
+    steps listed in a legend right of the panel (inside, it would cover lines or titles)."""
     finite = cfg["break_even_steps"][np.isfinite(cfg["break_even_steps"])]
     n = np.geomspace(1, min(max(100.0, 30 * float(finite.max() if len(finite) else 1)), 1e7), 200)
     for _, r in cfg.iterrows():
         ax.plot(
             n,
             r["compile_s"] + n * r["step_median_s"],
-            color=colour(r["variant"]),
+            color=paint(r["variant"]),
+            ls=":" if is_stock(r["variant"]) else "-",
             label=f"{r['variant']}: {r['break_even']}",
         )
         steps = r["break_even_steps"]
         if np.isfinite(steps) and steps >= 1:
             y = r["compile_s"] + steps * r["step_median_s"]
-            ax.plot(steps, y, "o", color=colour(r["variant"]), mec="black", ms=5)
+            ax.plot(steps, y, "o", color=paint(r["variant"]), mec=NEUTRAL, ms=5)
     ax.legend(
         title="break-even steps",
         fontsize="x-small",
         title_fontsize="x-small",
         loc="upper left",
-        framealpha=0.9,
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0,
+        frameon=False,
+        ncols=1 if len(cfg) <= BREAK_EVEN_ROWS else 2,
     )
     log_axis(ax, "x", "")
     log_axis(ax, "y", "s")
@@ -311,29 +374,45 @@ def break_even(df: pd.DataFrame, path: str | Path) -> Result:
     if be.empty:
         return None, "break-even: no configuration with two or more variants with compile times"
     order = machine_order(df, be)
-    fig, axes = figure(len(order), 2, w=5.2, h=3.9)
+    paint = Palette(df["variant"])
+    outlined = {m: _outlined(be[be["machine"] == m]) for m in order}
+    # a row holds its panel legend: one line of x-small text is about 0.16 in
+    entries = max(min(len(c[0]), BREAK_EVEN_ROWS) for c in outlined.values())
+    h = max(3.9, 0.16 * entries + 1.3)
+    fig, axes = figure(len(order), 2, figsize=(MAX_WIDTH_IN, h * len(order) + 0.8))
     notes = []
     for i, m in enumerate(order):
         part = be[be["machine"] == m]
-        cfg, ls, batch, dtype = _outlined(part)
-        what = f"all configurations; outlined: layers {ls}, batch {batch}"
-        _compile_vs_step(axes[i, 0], part, cfg, f"{m}\n{what}")
-        _total_time(axes[i, 1], cfg, f"{m}\ntotal time, layers {ls}, batch {batch}")
+        cfg, ls, batch, dtype = outlined[m]
+        what = f"all configurations; outlined: layers {short_layers(ls)}, batch {batch}"
+        _compile_vs_step(axes[i, 0], part, cfg, paint, f"{m}\n{what}")
+        _total_time(
+            axes[i, 1], cfg, paint, f"{m}\ntotal time, layers {short_layers(ls)}, batch {batch}"
+        )
         notes.append(f"{m}: layers {ls}, batch {batch}, {dtype}")
     fig.suptitle("Compile time vs step time: the break-even view (kernel update)")
     variants = sorted({v.split(" ×")[0] for v in be["variant"]}, key=tables.variant_rank)
-    handles: list[Any] = variant_handles(variants, ls="")
-    handles.append(
-        Line2D([], [], color="gray", marker="o", mec="black", ls="", label="break-even point")
-    )
+    handles: list[Any] = variant_handles(variants, paint, ls="")
+    handles.append(neutral_marker("o", "break-even point"))
     return save(fig, path, handles), (
         "Left: every variant and configuration (kernel update), compile cost against step time; "
         "outlined, one configuration per machine (" + "; ".join(notes) + "), multi-device "
         "variants at their largest device count. Right: total time compile + N × step for that "
-        "configuration; the dots mark the break-even steps (listed in the panel's legend) after "
+        "configuration; the dots mark the break-even steps (listed beside the panel) after "
         "which a variant's extra compile time is paid back against the cheapest-compile variant "
         "(— for that one, never when it is not faster)."
     )
+
+
+#: the roof of each dtype, in the order the dtypes are met (float32 first): black, its style
+ROOF_STYLES = ("-", "--", "-.", ":")
+KERNEL_MARKERS = {"update": "o", "predict": "^", "epoch": "s"}
+#: kernels share a variant's row of the machine plot, a little apart
+KERNEL_DODGE = {"update": 0.0, "predict": 0.2, "epoch": -0.2}
+#: the kernels the roofline places (an epoch is many steps: its intensity is a step's)
+ROOF_KERNELS = ("update", "predict")
+_FLOPS = EngFormatter(unit="FLOP/s", places=0, sep=" ")
+_BYTES = EngFormatter(unit="B/s", places=0, sep=" ")
 
 
 def roofline(
@@ -350,70 +429,71 @@ def roofline(
     if ok.empty:
         return None, "roofline: no rows with arithmetic_intensity and flops_per_s"
     order = machine_order(df, ok)
-    fig, axes = figure(1, len(order), w=5.2, h=4.2)
-    drew_roof = False
-    for j, m in enumerate(order):
-        ax = axes[0, j]
+    paint = Palette(df["variant"])
+    roofs = {m: _machine_peaks(ok[ok["machine"] == m], m, peaks) for m in order}
+    dtypes = sorted({d for r in roofs.values() for d in r}, key=lambda d: (d != "float32", d))
+    styles = {d: ROOF_STYLES[k % len(ROOF_STYLES)] for k, d in enumerate(dtypes)}
+    fig, axes = panels([4.0 + 0.2 * len(dtypes)] * len(order), 4.1)
+    drawn: set[str] = set()
+    for ax, m in zip(axes, order, strict=True):
         part = ok[ok["machine"] == m]
-        for kernel, marker in (("update", "o"), ("predict", "^")):
-            g = part[part["kernel"] == kernel]
+        for kernel in ROOF_KERNELS:
+            g, marker = part[part["kernel"] == kernel], KERNEL_MARKERS[kernel]
             ax.scatter(
                 g["arithmetic_intensity"],
                 g["per_device"],
                 marker=marker,
                 s=28,
-                c=[colour(v) for v in g["label"]],
-                edgecolor="black",
+                c=[paint(v) for v in g["label"]],
+                edgecolor=NEUTRAL,
                 lw=0.3,
                 zorder=3,
             )
-        drew_roof = _roofs(ax, part, _machine_peaks(part, m, peaks)) or drew_roof
+        lines = _roofs(ax, part, roofs[m], styles)
+        drawn |= set(lines)
         log_axis(ax, "x", None)
         log_axis(ax, "y", "")
-        label(ax, "arithmetic intensity (FLOP/byte, log)", "achieved FLOP/s per device (log)", m)
+        xlabel = "arithmetic intensity (FLOP/byte, log)"
+        label(ax, xlabel, "achieved FLOP/s per device (log)", "\n".join([m, *lines.values()]))
     fig.suptitle("Roofline: achieved FLOP/s against arithmetic intensity")
     handles: list[Any] = variant_handles(
-        sorted(ok["label"].map(lambda s: s.split(" ×")[0]).unique(), key=tables.variant_rank), ls=""
+        sorted(ok["label"].map(tables.base_variant).unique(), key=tables.variant_rank), paint, ls=""
     )
+    kernels = [k for k in ROOF_KERNELS if k in set(ok["kernel"])]
+    handles += [neutral_marker(KERNEL_MARKERS[k], f"kernel {k}") for k in kernels]
     handles += [
-        Line2D([], [], color="gray", marker=m, ls="", label=f"kernel {k}")
-        for k, m in (("update", "o"), ("predict", "^"))
+        Line2D([], [], color=NEUTRAL, ls=styles[d], label=f"roof {d}: min(peak, bandwidth × AI)")
+        for d in dtypes
+        if d in drawn
     ]
-    handles.append(Line2D([], [], color="black", label="roof: min(peak, bandwidth × AI)"))
-    note = "" if drew_roof else " No measured peaks in these runs: the roof is not drawn."
+    note = "" if drawn else " No measured peaks in these runs: the roof is not drawn."
     return save(fig, path, handles), (
         "Each point is one configuration: flops_per_s per device (all fake CPU devices share "
         "the host's one roof), against arithmetic intensity (flops / min_bytes: the batch read "
         "once and the parameters read and written, the same count for every framework). "
-        "Black: the roof min(peak, bandwidth × intensity) from the peak matmul FLOP/s and "
-        "bandwidth measured in the same run (one device)." + note
+        "Black: the roof min(peak, bandwidth × intensity) of each dtype (its line style in "
+        "the legend, its peak and bandwidth under the panel's name) from the peak matmul "
+        "FLOP/s and bandwidth measured in the same run (one device)." + note
     )
 
 
-def _roofs(ax: Any, part: pd.DataFrame, peaks: dict[str, dict[str, float]]) -> bool:
-    """Draw ``min(peak, bandwidth × intensity)`` for each dtype with both figures; whether any
-    roof was drawn."""
+def _roofs(
+    ax: Any, part: pd.DataFrame, peaks: dict[str, dict[str, float]], styles: dict[str, str]
+) -> dict[str, str]:
+    """Draw ``min(peak, bandwidth × intensity)`` for each dtype with both figures; for each
+    roof drawn, a line for the panel's title (``float32 roof: 221 GFLOP/s, 27 GB/s``), where
+    the figures of two dtypes cannot print over each other as labels on the lines did."""
     lo, hi = part["arithmetic_intensity"].min() / 4, part["arithmetic_intensity"].max() * 4
-    drew = False
-    for dtype, p in peaks.items():
-        f, b = p.get("matmul_flops_per_s"), p.get("bandwidth_bytes_per_s")
+    lines: dict[str, str] = {}
+    for dtype in sorted(peaks, key=lambda d: list(styles).index(d)):
+        f, b = peaks[dtype].get("matmul_flops_per_s"), peaks[dtype].get("bandwidth_bytes_per_s")
         if not (f and b):
             continue
         ridge = f / b
         xs = np.geomspace(min(lo, ridge / 4), max(hi, ridge * 4), 200)
-        ax.plot(xs, np.minimum(f, b * xs), color="black", lw=1.2)
-        label = f"{dtype} peak {f / 1e9:,.0f} GFLOP/s"
-        ax.annotate(label, (xs[-1], f), ha="right", va="bottom", fontsize="x-small")
-        ax.annotate(
-            f"{b / 1e9:,.0f} GB/s",
-            (xs[0], b * xs[0]),
-            ha="left",
-            va="bottom",
-            fontsize="x-small",
-            rotation=25,
-        )
-        drew = True
-    return drew
+        ax.plot(xs, np.minimum(f, b * xs), color=NEUTRAL, lw=1.2, ls=styles[dtype])
+        lines[dtype] = f"{dtype} roof: {_FLOPS(f)}, {_BYTES(b)}"
+    return lines
 
 
 def _machine_peaks(
@@ -436,99 +516,116 @@ def scaling(df: pd.DataFrame, path: str | Path) -> Result:
     if data.empty:
         return None, tables.why_no_scaling(df)
     order = machine_order(df, data)
+    paint = Palette(df["variant"])
     fig, axes = figure(len(order), 2, w=4.6, h=3.4)
     notes = []
     for i, m in enumerate(order):
         part = data[data["machine"] == m]
-        ns = sorted(part["n_devices"].unique())
+        ns = sorted(int(n) for n in part["n_devices"].unique())
         ticks = part.drop_duplicates("n_devices").set_index("n_devices")["devices"]
         for v, g in part.groupby("variant", sort=False):
             g = g.sort_values("n_devices")
-            axes[i, 0].plot(g["n_devices"], g["speedup"], marker="o", color=colour(v), label=v)
-            axes[i, 1].plot(g["n_devices"], g["efficiency"], marker="o", color=colour(v))
+            axes[i, 0].plot(g["n_devices"], g["speedup"], marker="o", color=paint(v), label=v)
+            axes[i, 1].plot(g["n_devices"], g["efficiency"], marker="o", color=paint(v))
             r = g.iloc[0]
             notes.append(
                 f"{m} {v}: layers {r['layer_sizes']}, batch {r['batch_size']}, {r['dtype']}"
             )
-        axes[i, 0].plot(ns, ns, color="gray", ls=":", label="ideal")
-        axes[i, 1].axhline(1.0, color="gray", ls=":")
+        axes[i, 0].plot(ns, ns, color=NEUTRAL, ls=":", lw=1, label="ideal")
+        axes[i, 1].axhline(1.0, color=NEUTRAL, ls=":", lw=1)
         for ax, ylabel in (
             (axes[i, 0], "speed-up T1/Tn (×)"),
             (axes[i, 1], "efficiency T1/(n·Tn)"),
         ):
-            log2_batch_axis(ax, [int(n) for n in ns])
-            ax.set_xticklabels([ticks[n] for n in ns])
+            log2_ticks(ax, ns, [str(ticks[n]) for n in ns])
             ax.set_xlabel("devices (processes×devices where several processes)")
             ax.set_ylabel(ylabel)
             ax.set_title(m, fontsize="medium")
             ax.grid(True, alpha=0.3)
         axes[i, 1].set_ylim(0, max(1.1, float(part["efficiency"].max()) * 1.1))
     cfg = data.iloc[0]
-    fig.suptitle(f"Multi-device scaling (layers {cfg['layer_sizes']}, batch {cfg['batch_size']})")
+    fig.suptitle(
+        f"Multi-device scaling (layers {short_layers(cfg['layer_sizes'])}, "
+        f"batch {cfg['batch_size']})"
+    )
     variants = sorted(data["variant"].unique(), key=tables.variant_rank)
-    handles: list[Any] = variant_handles(variants)
-    handles.append(Line2D([], [], color="gray", ls=":", label="ideal"))
+    handles: list[Any] = variant_handles(variants, paint)
+    handles.append(Line2D([], [], color=NEUTRAL, ls=":", label="ideal"))
     return save(fig, path, handles), (
         "Speed-up over the same variant on one device, and efficiency T1/(n·Tn), kernel update. "
         "The batch is global (split over the devices). Configurations: " + "; ".join(notes) + "."
     )
 
 
+#: a category row of the dot plots (peers, machines), and the room for a panel's title and
+#: axis, in inches
+ROW_IN, FRAME_IN = 0.3, 1.6
+#: a panel of the machine plot (its rows: short variant labels); a peers panel takes the whole
+#: width, its rows' labels name a configuration
+MACHINE_W, PEERS_W = 6.2, MAX_WIDTH_IN - 0.4
+
+
+def _ratio_axis(ax: Any, ratios: pd.Series, xlabel: str) -> None:
+    """A log x axis of ratios around the line at 1, which is always in view."""
+    lo, hi = min(float(ratios.min()), 1.0), max(float(ratios.max()), 1.0)
+    ax.set_xlim(lo / 1.3, hi * 1.3)
+    ax.axvline(1.0, color=NEUTRAL, lw=1)
+    log_axis(ax, "x", None)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+
+
+def _rows(ax: Any, names: list[str]) -> dict[str, int]:
+    """One row per name, the first at the top, labelled on the y axis; name -> its y."""
+    ys = {n: len(names) - 1 - i for i, n in enumerate(names)}
+    ax.set_yticks(list(ys.values()), list(ys), fontsize="small")
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    return ys
+
+
 def peers(df: pd.DataFrame, path: str | Path) -> Result:
-    """Versus peers: ratio peer step / fastest jax step (log) per configuration, per host."""
+    """Versus peers: ratio peer step / fastest jax step (log), a row per configuration and a
+    dot per peer, a panel per host and backend."""
     data = versus.peer_data(df)
     data = data[data["jax_layout"] == "tuned"]
     if data.empty:
         return None, f"versus peers: {versus.NO_PEERS}"
-    hosts = list(dict.fromkeys(data["host"]))
-    fig, axes = figure(1, len(hosts), w=5.0, h=4.0)
+    paint = Palette(df["variant"])
+    cell = ["layer_sizes", "batch_size", "dtype", "precision"]
+    hosts = list(data.groupby(["host", "backend"], sort=False))
+    heights = [ROW_IN * len(part.drop_duplicates(cell)) + FRAME_IN for _, part in hosts]
+    fig, axes = panels(heights, PEERS_W)
     names = sorted(data["peer"].unique(), key=tables.variant_rank)
-    for j, h in enumerate(hosts):
-        ax = axes[0, j]
-        part = data[data["host"] == h]
+    for ax, ((host, backend), part) in zip(axes, hosts, strict=True):
         here = [p for p in names if p in set(part["peer"])]
-        cfgs = part.drop_duplicates(["layer_sizes", "batch_size", "dtype", "precision"])
-        labels = [
-            f"{r.layer_sizes}\nbatch {r.batch_size} {r.dtype} {r.precision}\nvs {r.jax_variant}"
-            for r in cfgs.itertuples()
-        ]
-        w = 0.8 / len(here)
-        for i, r in enumerate(cfgs.itertuples()):
-            same = part[
-                (part["layer_sizes"] == r.layer_sizes)
-                & (part["batch_size"] == r.batch_size)
-                & (part["dtype"] == r.dtype)
-                & (part["precision"] == r.precision)
+        part = part.assign(
+            row=[
+                f"{short_layers(r.layer_sizes)} · batch {r.batch_size} · {r.dtype} "
+                f"{r.precision} · vs {r.jax_variant}"
+                for r in part.itertuples()
             ]
-            for k, peer in enumerate(here):
-                g = same[same["peer"] == peer]
-                if g.empty:
-                    continue
-                ratio = float(g["ratio"].iloc[0])
-                x = i + (k - (len(here) - 1) / 2) * w
-                ax.bar(x, ratio, w * 0.9, color=colour(peer))
-                mark = "✓" if ratio > 1 else "✗"
-                ax.annotate(
-                    f"{ratio:.2f} {mark}", (x, ratio), ha="center", va="bottom", fontsize="x-small"
-                )
-        ax.axhline(1.0, color="black", lw=1)
-        ax.margins(y=0.15)
-        log_axis(ax, "y", None)
-        ax.set_xticks(range(len(labels)), labels, fontsize="small")
-        ax.set_ylabel("peer step / fastest jax step (log)")
-        ax.set_title(f"{h}\nabove 1: jax is faster", fontsize="medium")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
+        )
+        ys = _rows(ax, list(dict.fromkeys(part["row"])))
+        for k, peer in enumerate(here):
+            g = part[part["peer"] == peer]
+            dodge = (k - (len(here) - 1) / 2) * 0.5 / len(here)
+            y = np.array([ys[r] for r in g["row"]]) + dodge
+            ax.plot(g["ratio"], y, "o", ms=6, color=paint(peer), mec=NEUTRAL, mew=0.4, ls="")
+        _ratio_axis(ax, part["ratio"], "peer step / fastest jax step (×, log)")
+        ax.set_title(f"{host} ({backend})\nright of 1: jax is faster", fontsize="medium")
     fig.suptitle("JAX versus peers (kernel update)")
-    return save(fig, path, [Patch(color=colour(p), label=p) for p in names]), (
-        "Each bar: a peer's step median divided by the fastest jax variant's (tuned layout) on "
-        "the same host and backend, layer sizes, batch size, dtype and precision, one device "
-        "each (kernel update). Above 1 (✓) jax is faster; below 1 (✗) the peer is. The table "
-        "also holds stock jax.grad's."
+    handles = variant_handles(names, paint, ls="", mec=NEUTRAL, mew=0.4)
+    return save(fig, path, handles), (
+        "Each dot: a peer's step median divided by the fastest jax variant's (tuned layout, "
+        "named at the end of the row) on the same host and backend, layer sizes, batch size, "
+        "dtype and precision, one device each (kernel update). Right of 1 jax is faster; left "
+        "of it the peer is. The table lists the ratios, and stock jax.grad's."
     )
 
 
 def machines(df: pd.DataFrame, path: str | Path, reference: str | None = None) -> Result:
-    """Speed ratio ``T(reference) / T(machine)`` (log) per configuration on several machines."""
+    """Speed ratio ``T(reference) / T(machine)`` (log) of every configuration measured on both:
+    a row per variant, a dot per configuration (its shape: the kernel), a panel per machine."""
     data = versus.machine_ratio_data(df, reference)
     if data.empty:
         found = tables.machines(df) if len(df) else []
@@ -536,33 +633,36 @@ def machines(df: pd.DataFrame, path: str | Path, reference: str | None = None) -
             return None, f"machine comparison: only one machine ({', '.join(found)}) in these runs"
         return None, "machine comparison: no configuration measured on two or more machines"
     ref = data.attrs["reference"]
+    paint = Palette(df["variant"])
     others = list(dict.fromkeys(data["machine"]))
-    n = max(data.groupby("machine").size())
-    fig, axes = figure(1, len(others), figsize=(min(6.5 * len(others) + 2.5, 22), 0.26 * n + 1.8))
-    for j, m in enumerate(others):
-        ax = axes[0, j]
-        part = data[data["machine"] == m].reset_index(drop=True)
-        ys = np.arange(len(part))[::-1]
-        ax.barh(ys, part["speed_ratio"], color=[colour(v) for v in part["label"]], height=0.75)
-        ax.set_yticks(
-            ys,
-            [
-                f"{r.label} {r.kernel} · {r.layer_sizes} · b{r.batch_size}"
-                for r in part.itertuples()
-            ],
-            fontsize="x-small",
-        )
-        ax.axvline(1.0, color="black", lw=1)
-        log_axis(ax, "x", None)
-        ax.set_xlabel(f"speed ratio T({ref}) / T({m}) (×, log)")
+    parts = [data[data["machine"] == m] for m in others]
+    heights = [ROW_IN * part["label"].nunique() + FRAME_IN for part in parts]
+    fig, axes = panels(heights, MACHINE_W)
+    for ax, m, part in zip(axes, others, parts, strict=True):
+        ys = _rows(ax, sorted(part["label"].unique(), key=tables.variant_rank))
+        for (lab, kernel), g in part.groupby(["label", "kernel"], sort=False):
+            ax.plot(
+                g["speed_ratio"],
+                np.full(len(g), ys[lab] + KERNEL_DODGE.get(kernel, 0.0)),
+                ls="",
+                marker=KERNEL_MARKERS.get(kernel, "D"),
+                ms=6,
+                color=paint(lab),
+                mec=NEUTRAL,
+                mew=0.4,
+                alpha=0.8,
+            )
+        _ratio_axis(ax, part["speed_ratio"], f"speed ratio T({ref}) / T({m}) (×, log)")
         ax.set_title(f"{m} vs {ref}\nright of 1: {m} is faster", fontsize="medium")
-        ax.grid(True, axis="x", which="both", alpha=0.3)
     fig.suptitle("Same configuration across machines")
-    variants = sorted(
-        data["label"].map(lambda s: s.split(" ×")[0]).unique(), key=tables.variant_rank
-    )
-    handles = [Patch(color=colour(v), label=v) for v in variants]
+    variants = sorted(data["label"].map(tables.base_variant).unique(), key=tables.variant_rank)
+    handles: list[Any] = variant_handles(variants, paint, ls="", mec=NEUTRAL, mew=0.4)
+    known = list(KERNEL_MARKERS)
+    kernels = sorted(set(data["kernel"]), key=lambda k: (known.index(k) if k in known else 9, k))
+    handles += [neutral_marker(KERNEL_MARKERS.get(k, "D"), f"kernel {k}") for k in kernels]
     return save(fig, path, handles), (
-        f"For each configuration measured on {ref} and another machine: the step time on "
-        f"{ref} divided by the step time on the other machine (>1: the other machine is faster)."
+        f"Each dot: a configuration (kernel, layer sizes, batch size, dtype, precision) measured "
+        f"on {ref} and on the panel's machine, the step time on {ref} divided by the step time "
+        "on that machine (>1: that machine is faster); a row per variant, the dot's shape its "
+        "kernel. The machine comparison table lists each configuration."
     )
