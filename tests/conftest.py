@@ -21,6 +21,8 @@ COMPAT_MODULES = (
     "tests/bench/measure/test_arithmetic.py",
     "tests/bench/measure/test_kernels.py",
     "tests/bench/measure/test_timing.py",
+    "tests/bench/measure/test_cached.py",
+    "tests/bench/test_compile_options.py",
     "tests/bench/commands/test_run.py",
     "tests/bench/commands/test_compare.py",
     "tests/bench/commands/test_doctor.py",

@@ -133,10 +133,15 @@ class Builder:
         frame: pd.DataFrame,
         empty: str,
         shown: pd.DataFrame | None = None,
+        *,
+        asked: bool = True,
     ) -> None:
-        """``frame`` goes to tables/NAME.csv, ``shown`` (default ``frame``) into the report."""
+        """``frame`` goes to tables/NAME.csv, ``shown`` (default ``frame``) into the report.
+        An empty table of a measurement the runs did not ask for (``asked`` False) is noted in
+        its section, not listed as left out."""
         if frame.empty:
-            self.left_out.append((f"table {name}", f"{title}: {empty}"))
+            if asked:
+                self.left_out.append((f"table {name}", f"{title}: {empty}"))
             sec.blocks.append(Block("note", text=f"Table not made: {empty}."))
             return
         frame.to_csv(self.out / "tables" / f"{name}.csv", index=False)
@@ -202,6 +207,7 @@ class Builder:
             "cold vs cached compile by variant and depth",
             tables.cached_compile(df),
             "no rows with a cached compile (run with --cached-compile)",
+            asked=_has(df, "cached_compile_s"),
         )
         sec = self.section(
             "Break-even",
@@ -228,6 +234,7 @@ class Builder:
             "no configuration measured with two sets of compile options (--compile-options "
             "standard,fast-compile)",
             tables.readable(trade, drop=("break_even_steps",)),
+            asked=_has(df, "compile_options", lambda v: isinstance(v, str) and v != "standard"),
         )
 
     def limits(self) -> None:
@@ -278,6 +285,11 @@ class Builder:
         else:
             errs.to_csv(self.out / "tables" / "errors.csv", index=False)
             sec.blocks.append(Block("table", "errors and skips", "errors", table=errs))
+
+
+def _has(df: pd.DataFrame, col: str, keep: Callable[[Any], bool] = pd.notna) -> bool:
+    """Whether any row has ``col`` (and, with ``keep``, a value it keeps)."""
+    return col in df.columns and bool(df[col].map(keep).any())
 
 
 def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None) -> Path:
