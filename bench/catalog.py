@@ -73,9 +73,7 @@ def compiler_options(name: str, backend: str) -> dict[str, Any] | None:
     """The XLA options of the set ``name`` on ``backend`` (``{}``: XLA's own), None where the set
     has none for that backend; ``ValueError`` naming the sets for an unknown name."""
     if name not in COMPILE_OPTIONS:
-        raise ValueError(
-            f"unknown compile options {name!r}; known: {', '.join(COMPILE_OPTIONS)}"
-        )
+        raise ValueError(f"unknown compile options {name!r}; known: {', '.join(COMPILE_OPTIONS)}")
     return COMPILE_OPTIONS[name].get(backend)
 
 

@@ -260,8 +260,7 @@ def compile_time(df: pd.DataFrame, path: str | Path) -> Result:
                     bottom=bottom,
                     color=paint(v),
                     hatch=hatch,
-                    edgecolor=_bar_edge(v),
-                    lw=0.5,
+                    **_bar_style(v),
                 )
                 bottom += ms
         ax.set_xticks(range(len(depths)), [str(d) for d in depths])
@@ -270,15 +269,23 @@ def compile_time(df: pd.DataFrame, path: str | Path) -> Result:
         ax.set_title(m, fontsize="medium")
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"Compile time by depth (hidden width {width}; depth 0 = logistic regression)")
-    handles: list[Any] = [
-        Patch(facecolor=paint(v), edgecolor=_bar_edge(v), label=v) for v in variants
-    ]
+    handles: list[Any] = [Patch(facecolor=paint(v), label=v, **_bar_style(v)) for v in variants]
     handles += [Patch(facecolor="white", hatch=h, edgecolor=NEUTRAL, label=n) for _, n, h in PHASES]
     return save(fig, path, handles), (
         "Trace, lower and compile time (stacked, ms; median over batch sizes) against the "
         f"number of hidden layers of width {width}, kernel update, fewest devices per variant; "
-        "edged and hatched in black: the variant with stock jax.grad."
+        "edged and hatched in black: the variant with stock jax.grad; a dashed black outline: "
+        "compiled with other XLA options than its own (like [fast-compile])."
     )
+
+
+def _bar_style(label: str) -> dict[str, Any]:
+    """A compile bar's edge: :func:`_bar_edge`, and a dashed black outline for a row compiled
+    with other options than XLA's own (``jit [fast-compile]``), beside the same variant's bar
+    in the same colour."""
+    if str(label).endswith("]"):
+        return {"edgecolor": NEUTRAL, "linestyle": "--", "lw": 1.0}
+    return {"edgecolor": _bar_edge(label), "lw": 0.5}
 
 
 def _bar_edge(label: str) -> str:
