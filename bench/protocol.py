@@ -126,14 +126,15 @@ class TimingSettings:
     #: 6: the fewest whose interval of the median covers 95% (bench.stats.MIN_SAMPLES_95)
     min_samples: int = 6
     max_samples: int = 200
-    sync_budget_s: float = 0.1
+    sync_budget_s: float = 0.07
     min_sync_samples: int = 3
     max_sync_samples: int = 100
     slow_call_s: float = 0.05
-    #: cold compiles (caches cleared before each) timed per configuration. 3 keep the default
-    #: sweep within its 6 minutes on 2 cores (their range covers the median with 75%); --full
-    #: takes 11 (an interval of 98.8%). compare judges compile time over passes, not these.
-    compile_repeats: int = 3
+    #: cold compiles (caches cleared before each) timed per configuration. The default sweep's
+    #: 6 minutes on 2 cores allow 2 (each costs ~35 s over its ~250 JAX rows; their range
+    #: covers the median with 50%); --full takes 11 (an interval of 98.8%). compare judges
+    #: compile time over passes (processes), not over these.
+    compile_repeats: int = 2
 
     @classmethod
     def preset(cls, name: str) -> TimingSettings:
