@@ -83,7 +83,7 @@ def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="also time every JAX configuration's executable loaded from the persistent "
         "compilation cache in a fresh process (two child processes each, seconds a "
-        "configuration; the presets ask it of their depth sweep)",
+        "configuration; the default and --full presets ask it of their depth sweep)",
     )
 
 

@@ -198,8 +198,8 @@ class Builder:
             "loaded from JAX's persistent compilation cache, in a fresh process (the cache "
             "filled by the process before, minimum compile time and entry size 0), beside the "
             "cold compile in the worker and in a fresh process. Trace and lower are not cached: "
-            "they stay in every start. Measured where asked (`--cached-compile`; the presets' "
-            "depth sweep).",
+            "they stay in every start. Measured where asked (`--cached-compile`; the default "
+            "and --full presets' depth sweep).",
         )
         self.table(
             sec,
