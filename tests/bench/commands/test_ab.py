@@ -28,14 +28,15 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "t@example.com",
 }
 ORIGINAL = (
-    "update_fn = jax.jit(functools.partial(model.update, lr=lr, compute=cd), donate_argnums=0)"
+    "update_fn = _with_options(functools.partial(model.update, lr=lr, compute=cd), "
+    "donate_argnums=0)"
 )
 SLOW = """def _slow_update(params, batch):
         for _ in range(8):  # eight SGD steps where there was one
             params = model.update(params, batch, lr=lr, compute=cd)
         return params
 
-    update_fn = jax.jit(_slow_update, donate_argnums=0)"""
+    update_fn = _with_options(_slow_update, donate_argnums=0)"""
 # tiny, and no redoing under other jobs' load (--max-foreign-load 1); 2 screening passes and 3
 # confirming ones for a suspect
 TINY = (  # noqa: SIM905 - a line per flag otherwise
