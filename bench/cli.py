@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("bench.commands.validate", "measure compare's false-alarm and detection rates"),
     "launch": ("bench.commands.launch", "start N local processes for a jax.distributed run"),
     "doctor": ("bench.commands.doctor", "what hardware and software is here, and what is missing"),
+    "history": ("bench.commands.history", "file runs in a results history; find and show changes"),
 }
 
 

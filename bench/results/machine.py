@@ -81,7 +81,9 @@ def env() -> dict[str, str]:
 
 
 def git(root: Path = ROOT) -> dict[str, Any]:
-    """Commit and dirtiness of the checkout the bench code comes from (None outside git)."""
+    """Commit, its committer time (ISO 8601), the branch (None when detached: CI checkouts
+    name it in ``GITHUB_REF_NAME``/``GITHUB_HEAD_REF``) and dirtiness of the checkout the bench
+    code comes from (None outside git). The history orders a machine's runs by commit time."""
 
     def run(*args: str) -> str | None:
         try:
@@ -96,7 +98,15 @@ def git(root: Path = ROOT) -> dict[str, Any]:
     if commit is None:
         return {"commit": None, "dirty": None}
     status = run("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status)}
+    branch = run("symbolic-ref", "--quiet", "--short", "HEAD")
+    if branch is None:
+        branch = os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME") or None
+    return {
+        "commit": commit,
+        "commit_time": run("show", "-s", "--format=%cI", "HEAD"),
+        "branch": branch,
+        "dirty": bool(status),
+    }
 
 
 def fingerprint(cpu_info: dict[str, Any], backends: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ PARENT = (
     "bench.results",
     "bench.regression",
     "bench.report",
+    "bench.history",
+    "bench.ci",
     "mnist_kernels.catalog",
     "mnist_kernels.argtypes",
 )
