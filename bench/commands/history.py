@@ -64,8 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "check",
         help="changes over the history; exit 1 when the newest commit starts a regression",
         description="Find each configuration's steps (where its time changed) on every "
-        "machine and branch. Exit 1 when a step that starts at the newest commit of its series "
-        "is slower than --factor; older steps are listed, not failed.",
+        "machine and branch, and list them. Exit 1 when the newest commit of a series is slower "
+        "than the level before it by more than --factor, significantly after Holm's correction "
+        "over every series (--alpha); older steps are reported, not failed.",
     )
     _store_arg(c)
     _filters(c)
@@ -74,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=changes.DEFAULT_FACTOR,
         help="a newest-commit step fails the check above this ratio (default: %(default)s)",
+    )
+    c.add_argument(
+        "--alpha",
+        type=float,
+        default=changes.DEFAULT_ALPHA,
+        help="the chance that unchanged code fails the check, Holm over every series "
+        "(default: %(default)s)",
     )
     c.add_argument("--out", help="also write the changes as CSV here")
     p = sub.add_parser("publish", help="write the trend page (one self-contained HTML file)")
@@ -158,21 +166,18 @@ def _check(args: argparse.Namespace) -> int:
     found = changes.analyse(rows, metrics=metrics)
     for r in changes.newest_commits(found.points).itertuples():
         print(f"{r.machine}  branch {r.branch}: newest commit {r.commit[:12]}")
-    older = found.changes[~found.changes["newest"]] if len(found.changes) else found.changes
-    if len(older):
-        print(f"\n{len(older)} earlier change(s), newest first (reported, not failed):")
-        for c in older.to_dict(orient="records"):
+    if len(found.changes):
+        print(f"\n{len(found.changes)} change(s) in the history, newest first:")
+        for c in found.changes.to_dict(orient="records"):
             print(f"  {c['machine']}  {c['commit'][:12]}  {changes.fmt_change(c)}")
-    new = found.changes[found.changes["newest"]] if len(found.changes) else found.changes
-    bad = changes.failing(found, args.factor)
-    failed = set()
+    bad = changes.failing(found, args.factor, args.alpha)
     if len(bad):
-        failed = {tuple(r) for r in bad[list(changes.SERIES_KEY)].itertuples(index=False)}
-    if len(new):
-        print(f"\n{len(new)} change(s) starting at the newest commit:")
-        for c in new.to_dict(orient="records"):
-            flag = "FAIL" if tuple(c[k] for k in changes.SERIES_KEY) in failed else "    "
-            print(f"  {flag} {c['machine']}  {c['commit'][:12]}  {changes.fmt_change(c)}")
+        print(f"\n{len(bad)} regression(s) at the newest commit (Holm over {len(found.newest)} series):")
+        for c in bad.sort_values("ratio", ascending=False).to_dict(orient="records"):
+            print(
+                f"  FAIL {c['machine']}  {c['commit'][:12]}  {c['label']}  {c['metric']}  "
+                f"x{c['ratio']:.3f}  p = {c['p_holm']:.2g}"
+            )
     if args.out and len(found.changes):
         found.changes.to_csv(args.out, index=False)
     if len(bad):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from ..regression.sides import config_label
 from . import steps as stepfit
 
@@ -28,6 +29,8 @@ SERIES_KEY = ("machine", "branch", "config_id", "metric")
 #: the columns that say what a configuration is (shown beside each change).
 LABEL_COLUMNS = ("label", "variant", "kernel", "layer_sizes", "batch_size", "dtype", "n_devices")
 DEFAULT_FACTOR = 1.1
+#: the family-wise chance that a check of unchanged code fails (Holm over every series).
+DEFAULT_ALPHA = 0.05
 NO_BRANCH = "(detached)"
 
 
@@ -38,10 +41,13 @@ class Analysis:
     ``changes``: one row a detected step (the series key, the label columns, ``commit`` that
     starts the new level, ``previous_commit``, ``ratio`` with ``ratio_low``/``ratio_high``,
     ``before_s``, ``after_s``, ``newest`` when it starts at the series' newest commit, ``kind``
-    regression or improvement, ``n_points``)."""
+    regression or improvement, ``n_points``); ``newest``: one row a series of three points or
+    more (the series key, the label columns, ``commit``, ``ratio`` of its newest point to the
+    level before it, ``p_slower`` the one-sided p-value of that ratio)."""
 
     points: pd.DataFrame
     changes: pd.DataFrame
+    newest: pd.DataFrame
 
 
 def _points(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -79,7 +85,7 @@ def half_widths(points: pd.DataFrame) -> np.ndarray:
     return np.where(np.isfinite(h) & (h > 0), h, np.nan)
 
 
-def _changes(series: pd.DataFrame, alpha: float) -> list[dict]:
+def _changes(series: pd.DataFrame, alpha: float) -> tuple[list[dict], dict]:
     fit = stepfit.fit(series["value_s"].to_numpy(float), half_widths(series), alpha=alpha)
     offset = len(series) - sum(b - a for a, b in fit.segments)  # cut to MAX_POINTS
     head = series.iloc[0]
@@ -104,7 +110,15 @@ def _changes(series: pd.DataFrame, alpha: float) -> list[dict]:
                 "noise": fit.sigma,
             }
         )
-    return out
+    last = series.iloc[-1]
+    newest = {
+        **{k: head[k] for k in SERIES_KEY},
+        **{k: head[k] for k in LABEL_COLUMNS},
+        "commit": last["commit"],
+        "ratio": fit.newest.ratio if fit.newest else math.nan,
+        "p_slower": fit.newest.p_slower if fit.newest else math.nan,
+    }
+    return out, newest
 
 
 def analyse(
@@ -117,32 +131,33 @@ def analyse(
     parts = [_points(rows, m) for m in metrics] if len(rows) else []
     points = pd.concat([p for p in parts if len(p)], ignore_index=True) if parts else None
     if points is None or points.empty:
-        return Analysis(pd.DataFrame(), pd.DataFrame())
+        return Analysis(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     found: list[dict] = []
+    newest: list[dict] = []
     for _, series in points.groupby(list(SERIES_KEY), sort=False):
         if len(series) >= 3:
-            found += _changes(series.reset_index(drop=True), alpha)
+            steps, last = _changes(series.reset_index(drop=True), alpha)
+            found += steps
+            newest.append(last)
     changes = pd.DataFrame.from_records(found)
     if len(changes):
         changes = changes.sort_values(["commit_time", "machine", "label"], ascending=[False, 1, 1])
-    return Analysis(points, changes.reset_index(drop=True))
+    return Analysis(points, changes.reset_index(drop=True), pd.DataFrame.from_records(newest))
 
 
-def failing(analysis: Analysis, factor: float = DEFAULT_FACTOR) -> pd.DataFrame:
-    """The regressions the check fails on: a step starting at its series' newest commit,
-    slower by more than ``factor``, the newest run's own interval wholly above the old level
-    (its slowest reading cannot be the old level's noise)."""
-    c = analysis.changes
-    if c.empty:
-        return c
-    bad = c[c["newest"] & (c["kind"] == "regression") & (c["ratio"] > factor)]
-    if bad.empty:
-        return bad
-    p = analysis.points
-    last = p.loc[p.groupby(list(SERIES_KEY))["position"].idxmax()].set_index(list(SERIES_KEY))
-    low = last["low_s"].reindex(pd.MultiIndex.from_frame(bad[list(SERIES_KEY)])).to_numpy(float)
-    keep = ~(low <= bad["before_s"].to_numpy(float))  # NaN (no interval): the fit decides
-    return bad[keep]
+def failing(
+    analysis: Analysis, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA
+) -> pd.DataFrame:
+    """The series whose newest commit the check fails on (rows of ``analysis.newest`` with
+    ``p_holm``): slower than ``factor`` and significant after Holm's correction over every
+    series tested, so that a check of unchanged code fails with a chance of at most
+    ``alpha`` however many configurations, machines and figures it follows (the rule
+    ``bench compare`` and ``bench ab`` judge by)."""
+    n = analysis.newest
+    if n.empty:
+        return n
+    n = n.assign(p_holm=stats.holm(n["p_slower"].tolist()))
+    return n[(n["ratio"] > factor) & (n["p_holm"] < alpha)].reset_index(drop=True)
 
 
 def newest_commits(points: pd.DataFrame) -> pd.DataFrame:
