@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("bench.commands.launch", "start N local processes for a jax.distributed run"),
     "doctor": ("bench.commands.doctor", "what hardware and software is here, and what is missing"),
     "history": ("bench.commands.history", "file runs in a results history; find and show changes"),
+    "export": ("bench.commands.export", "write a run in another benchmark tool's format"),
+    "ci": ("bench.commands.ci", "the CI workflows' steps: PR comment, history push"),
 }
 
 

@@ -64,7 +64,8 @@ def metadata(doc: dict[str, Any]) -> dict[str, Any]:
     cpu = mi.get("cpu") or {}
     return {
         "schema_version": schema.SCHEMA_VERSION,
-        "hardware_fingerprint": fingerprint(mi),
+        # a file written by `bench export` carries the run's own fingerprint
+        "hardware_fingerprint": mi.get("hardware_fingerprint") or fingerprint(mi),
         "host": mi.get("node"),
         "cpu": {"model": cpu.get("brand_raw") or cpu.get("brand"), "cores": cpu.get("count")},
         "python": mi.get("python_version"),
