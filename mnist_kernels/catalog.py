@@ -50,8 +50,13 @@ def jax_supported(version: str) -> bool:
 DTYPES = ("float32", "bfloat16")
 #: the precision of float32 matmuls (see :mod:`mnist_kernels.matmul`).
 PRECISIONS = ("highest", "tf32", "default")
-#: the weight gradient's layout: ``tuned`` (thin layers as ``(dz.T @ x).T``) or ``stock``.
-LAYOUTS = ("tuned", "stock")
+#: the layout of the backward pass's dots: ``tuned`` (a thin layer's weight gradient as
+#: ``(dz.T @ x).T``), ``stock`` (``jax.grad``'s) or ``packed`` (tuned, and every backward dot's
+#: transposed operand written out transposed first, so each is an ``[M, K] @ [K, N]`` dot,
+#: the one form XLA:CPU runs on bfloat16 operands; see :mod:`mnist_kernels.matmul`).
+LAYOUTS = ("tuned", "stock", "packed")
+#: the layouts a multi-device variant runs (``packed`` is measured on one device).
+SHARDED_LAYOUTS = ("tuned", "stock")
 
 #: what can be measured of a variant: one SGD step, a forward pass, a whole training epoch.
 UPDATE, PREDICT, EPOCH = "update", "predict", "epoch"
@@ -129,13 +134,29 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "notebook",
             "the seed notebook's step: jax.jit, stock jax.grad, a host batch at every call",
+            kernels=(UPDATE, PREDICT, EPOCH),
             layouts=("stock",),
         ),
         Variant("jit", "jax.jit of the SGD step on one device", kernels=(UPDATE, PREDICT, EPOCH)),
         Variant("vmap", "per-example gradients by jax.vmap, averaged, on one device"),
-        Variant("pmap", "data parallel: jax.pmap with a pmean of the gradients", True),
-        Variant("sharded", "data parallel: the batch sharded over a mesh under jax.jit", True),
-        Variant("shard_map", "data parallel: jax.shard_map with a pmean of the loss", True),
+        Variant(
+            "pmap",
+            "data parallel: jax.pmap with a pmean of the gradients",
+            True,
+            layouts=SHARDED_LAYOUTS,
+        ),
+        Variant(
+            "sharded",
+            "data parallel: the batch sharded over a mesh under jax.jit",
+            True,
+            layouts=SHARDED_LAYOUTS,
+        ),
+        Variant(
+            "shard_map",
+            "data parallel: jax.shard_map with a pmean of the loss",
+            True,
+            layouts=SHARDED_LAYOUTS,
+        ),
         Variant(
             "scan",
             "several SGD steps fused into one call by lax.scan",
@@ -148,6 +169,7 @@ VARIANTS: dict[str, Variant] = {
             "tensor parallel: layers split over a 'model' mesh axis, batch over 'batch'",
             True,
             options=(MODEL_PARALLEL,),
+            layouts=SHARDED_LAYOUTS,
         ),
         Variant(
             "ensemble",

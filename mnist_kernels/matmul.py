@@ -11,7 +11,11 @@ the layout of the weight gradient, in one :class:`Compute` that the model's func
   differentiating the forward would give the backward dots a float32 cotangent operand.
 - ``layout``: ``stock`` is the gradient ``jax.grad`` derives, ``x.T @ dz``; ``tuned`` computes a
   thin layer's (at most :data:`THIN_OUTPUT` outputs) weight gradient as ``(dz.T @ x).T``, which
-  XLA:CPU runs 2-3x faster for a thin output. Same products and sums, same values.
+  XLA:CPU runs 2-3x faster for a thin output; ``packed`` is ``tuned`` with every backward dot's
+  transposed operand (``w.T`` for the input gradient, ``x.T`` or ``dz.T`` for the weight
+  gradient) written out transposed first, so every dot of the step is ``[M, K] @ [K, N]``:
+  XLA:CPU runs a bfloat16 dot on bfloat16 operands only in that form (it widens the others to
+  float32: 2-3x slower). Same products and sums, same values, in every layout.
 """
 
 from __future__ import annotations
@@ -70,11 +74,26 @@ def _precision(name: str) -> Any:
 def matmul(x: jax.Array, w: jax.Array, compute: Compute | None = None) -> jax.Array:
     """``x @ w`` in ``x``'s dtype, computed as ``compute`` says (see the module docstring)."""
     c = compute or Compute()
-    thin = c.layout == "tuned" and w.shape[-1] <= THIN_OUTPUT
+    thin = c.layout != "stock" and w.shape[-1] <= THIN_OUTPUT
+    packed = c.layout == "packed"
     if c.dtype == "float32":
         precision = _precision(c.precision)
+        if packed:
+            return _packed_dot(x, w, precision, thin)
         return _thin_dot(x, w, precision) if thin else jnp.dot(x, w, precision=precision)
-    return _low_dot(x, w, jnp.dtype(c.dtype), thin, x.dtype, w.dtype)
+    return _low_dot(x, w, jnp.dtype(c.dtype), thin, packed, x.dtype, w.dtype)
+
+
+def transposed(a: jax.Array) -> jax.Array:
+    """``a.T`` written out in memory (row-major), not a relabelled view of ``a``.
+
+    XLA folds a plain transpose into the dot that reads it (as a transposed operand) or into the
+    operand's layout; the barriers and the flattening keep it a copy, so the dot after it is
+    ``[M, K] @ [K, N]``.
+    """
+    rows, cols = a.shape
+    flat = lax.optimization_barrier(lax.optimization_barrier(a).T.reshape(-1))
+    return flat.reshape(cols, rows)
 
 
 # --- float32, tuned: the thin layer's weight gradient ---------------------------------------
@@ -107,6 +126,29 @@ def _thin_dot_bwd(precision: Any, res: tuple, g: jax.Array):
 _thin_dot.defvjp(_thin_dot_fwd, _thin_dot_bwd)
 
 
+# --- float32, packed: every backward dot [M, K] @ [K, N] ----------------------------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _packed_dot(x: jax.Array, w: jax.Array, precision: Any, thin: bool) -> jax.Array:
+    """``x @ w`` whose backward dots take written-out transposes (the ``packed`` layout)."""
+    return jnp.dot(x, w, precision=precision)
+
+
+def _packed_dot_fwd(x: jax.Array, w: jax.Array, precision: Any, thin: bool):
+    return jnp.dot(x, w, precision=precision), (x, w)
+
+
+def _packed_dot_bwd(precision: Any, thin: bool, res: tuple, g: jax.Array):
+    x, w = res
+    dx = jnp.dot(g, transposed(w), precision=precision)
+    dw = _weight_grad(x, g, w, thin=thin, precision=precision, out=None, packed=True)
+    return dx, dw
+
+
+_packed_dot.defvjp(_packed_dot_fwd, _packed_dot_bwd)
+
+
 # --- bfloat16 -------------------------------------------------------------------------------
 
 
@@ -115,24 +157,32 @@ def _rounded(a: jax.Array, low: Any, like: Any) -> jax.Array:
     return a.astype(low).astype(like)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _low_dot(x: jax.Array, w: jax.Array, low: Any, thin: bool, x_dtype: Any, w_dtype: Any):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _low_dot(
+    x: jax.Array, w: jax.Array, low: Any, thin: bool, packed: bool, x_dtype: Any, w_dtype: Any
+):
     """``x @ w`` with ``low`` (bfloat16) operands, float32 accumulation and a ``low`` output
-    (given back in ``x_dtype``), the backward dots alike."""
-    return _low_dot_fwd(x, w, low, thin, x_dtype, w_dtype)[0]
+    (given back in ``x_dtype``), the backward dots alike (``packed``: on written-out
+    transposes)."""
+    return _low_dot_fwd(x, w, low, thin, packed, x_dtype, w_dtype)[0]
 
 
-def _low_dot_fwd(x: jax.Array, w: jax.Array, low: Any, thin: bool, x_dtype: Any, w_dtype: Any):
+def _low_dot_fwd(
+    x: jax.Array, w: jax.Array, low: Any, thin: bool, packed: bool, x_dtype: Any, w_dtype: Any
+):
     xl, wl = x.astype(low), w.astype(low)
     out = jnp.dot(xl, wl, preferred_element_type=jnp.float32)
     return _rounded(out, low, x_dtype), (xl, wl)
 
 
-def _low_dot_bwd(low: Any, thin: bool, x_dtype: Any, w_dtype: Any, res: tuple, g: jax.Array):
+def _low_dot_bwd(
+    low: Any, thin: bool, packed: bool, x_dtype: Any, w_dtype: Any, res: tuple, g: jax.Array
+):
     xl, wl = res
     gl = g.astype(low)
-    dx = _rounded(jnp.dot(gl, wl.T, preferred_element_type=jnp.float32), low, x_dtype)
-    dw = _weight_grad(xl, gl, wl, thin=thin, precision=None, out=jnp.float32)
+    wt = transposed(wl) if packed else wl.T
+    dx = _rounded(jnp.dot(gl, wt, preferred_element_type=jnp.float32), low, x_dtype)
+    dw = _weight_grad(xl, gl, wl, thin=thin, precision=None, out=jnp.float32, packed=packed)
     return _sum_over_extra_axes(dx, xl), _sum_over_extra_axes(_rounded(dw, low, w_dtype), wl)
 
 
@@ -143,9 +193,18 @@ _low_dot.defvjp(_low_dot_fwd, _low_dot_bwd)
 
 
 def _weight_grad(
-    x: jax.Array, g: jax.Array, w: jax.Array, *, thin: bool, precision: Any, out: Any
+    x: jax.Array,
+    g: jax.Array,
+    w: jax.Array,
+    *,
+    thin: bool,
+    precision: Any,
+    out: Any,
+    packed: bool = False,
 ) -> jax.Array:
-    """``x.T @ g`` over every batch axis, placed like ``w``; for ``thin``, as ``(g.T @ x).T``."""
+    """``x.T @ g`` over every batch axis, placed like ``w``; for ``thin``, as ``(g.T @ x).T``;
+    ``packed``: the transposed operand written out (:func:`transposed`). ``packed`` runs on one
+    device (no mesh)."""
     x2 = jnp.reshape(x, (-1, x.shape[-1]))
     g2 = jnp.reshape(g, (-1, g.shape[-1]))
     # under an explicit mesh the batch axis being contracted may be sharded: say that the
@@ -153,6 +212,10 @@ def _weight_grad(
     sharding = jax.typeof(w).sharding
     placed = None if sharding.mesh.empty else (*sharding.spec, None, None)[:2]
     kw = {"precision": precision, "preferred_element_type": out}
+    if packed:
+        if thin:
+            return lax.optimization_barrier(jnp.dot(transposed(g2), x2, **kw)).T
+        return jnp.dot(transposed(x2), g2, **kw)
     if not thin:
         spec = None if placed is None else sharding.update(spec=PartitionSpec(*placed))
         return jnp.dot(x2.T, g2, out_sharding=spec, **kw)

@@ -11,8 +11,9 @@ import pytest
 
 from mnist_kernels.matmul import Compute, matmul
 
-TUNED, STOCK = Compute(), Compute(layout="stock")
+TUNED, STOCK, PACKED = Compute(), Compute(layout="stock"), Compute(layout="packed")
 BF16, BF16_STOCK = Compute("bfloat16"), Compute("bfloat16", layout="stock")
+BF16_PACKED = Compute("bfloat16", layout="packed")
 
 
 def data(x_shape, fan_out=10, seed=1):
@@ -23,24 +24,27 @@ def data(x_shape, fan_out=10, seed=1):
     return x, w, g
 
 
+@pytest.mark.parametrize("compute", [TUNED, PACKED], ids=["tuned", "packed"])
+@pytest.mark.parametrize("fan_out", [10, 256])
 @pytest.mark.parametrize("x_shape", [(64, 784), (784,), (3, 5, 784)])
-def test_the_tuned_thin_layer_gradient_equals_jax_grads(x_shape):
-    x, w, g = data(x_shape)
-    out, vjp = jax.vjp(lambda a, b: matmul(a, b, TUNED), x, w)
+def test_the_tuned_and_packed_gradients_equal_jax_grads(x_shape, fan_out, compute):
+    x, w, g = data(x_shape, fan_out)
+    out, vjp = jax.vjp(lambda a, b: matmul(a, b, compute), x, w)
     ref_out, ref_vjp = jax.vjp(lambda a, b: jnp.dot(a, b, precision="highest"), x, w)
     np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-4)
     for got, want in zip(vjp(g), ref_vjp(g), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
-def test_the_tuned_thin_layer_per_example_gradients_under_vmap():
+@pytest.mark.parametrize("compute", [TUNED, PACKED], ids=["tuned", "packed"])
+def test_the_thin_layer_per_example_gradients_under_vmap(compute):
     x, w, _ = data((8, 784), seed=2)
 
     def per_example(compute):
         f = lambda w, xi: jnp.sum(jnp.tanh(matmul(xi, w, compute)))  # noqa: E731
         return jax.vmap(jax.grad(f), (None, 0))(w, x)
 
-    got, want = per_example(TUNED), per_example(STOCK)
+    got, want = per_example(compute), per_example(STOCK)
     assert got.shape == (8, 784, 10)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -63,7 +67,9 @@ def torch_like(x, w, g):
     return out, dx, dw
 
 
-@pytest.mark.parametrize("compute", [BF16, BF16_STOCK], ids=["tuned", "stock"])
+@pytest.mark.parametrize(
+    "compute", [BF16, BF16_STOCK, BF16_PACKED], ids=["tuned", "stock", "packed"]
+)
 @pytest.mark.parametrize("fan_out", [10, 256])
 def test_bfloat16_is_torchs_mixed_precision_forward_and_backward(compute, fan_out):
     x, w, g = data((32, 784), fan_out)
@@ -83,6 +89,7 @@ def test_bfloat16_is_torchs_mixed_precision_forward_and_backward(compute, fan_ou
 
 
 def test_settings_are_checked():
+
     with pytest.raises(ValueError, match="unknown precision 'fast'"):
         Compute(precision="fast")
     with pytest.raises(ValueError, match="unknown layout"):

@@ -83,6 +83,26 @@ def test_the_check_sees_float32_matmuls(layout):
     assert sum(not all(d["low"]) for d in found) == 2 * (len(SIZES) - 1) - 1
 
 
+def widened(found: list[dict]) -> int:
+    """Dots whose operands XLA stores as float32 (bfloat16 values widened for the dot)."""
+    return sum("f32" in d["operands"] for d in found)
+
+
+@pytest.mark.parametrize("name", ["jit", "vmap", "scan", "ensemble"])
+def test_the_packed_layout_runs_every_bfloat16_dot_on_bfloat16_operands(name):
+    """What ``packed`` is for: XLA:CPU widens a bfloat16 dot with a transposed operand to a
+    float32 dot of the bfloat16 values; the packed layout's written-out transposes keep every
+    dot of the update, forward and backward, on operands stored as bfloat16 (``ensemble``'s
+    batched dots: all but the two input gradients). The tuned layout widens more: the check is
+    not vacuous."""
+    packed = compiled_dots(name, "bfloat16", "update", layout="packed")
+    tuned = compiled_dots(name, "bfloat16", "update", layout="tuned")
+    layers = len(SIZES) - 1
+    assert len(packed) == (2 * layers - 1 if name == "vmap" else 3 * layers - 1), packed
+    assert widened(packed) == (2 if name == "ensemble" else 0), packed
+    assert widened(tuned) > widened(packed), tuned
+
+
 def test_a_bfloat16_step_is_close_to_float32s_and_its_layouts_agree():
     """One bfloat16 SGD step: the tuned and the stock layout give the same values; the step is
     close to float32's and not equal to it (the matmuls really ran on bfloat16)."""
