@@ -487,7 +487,31 @@ def test_synthetic_shapes_and_determinism() -> None:
         load_dataset("synthetic", n_test=0)
 
 
+def test_stored_form_gives_the_files_bytes_back_exactly() -> None:
+    """load_dataset's float32 arrays back to the stored uint8 pixels and class labels, bit for
+    bit (the fused epoch keeps that form on the device); arrays that are not pixels / 255 or
+    not one-hot are refused rather than rounded."""
+    from mnist_kernels.data import pixels_to_float, stored_form
+
+    images, labels, _, _ = load_dataset("synthetic", n_train=500, n_test=1, seed=5)
+    pixels, classes = stored_form(images, labels)
+    assert pixels.dtype == classes.dtype == np.uint8
+    assert pixels.shape == (500, 784) and classes.shape == (500,)
+    np.testing.assert_array_equal(pixels_to_float(pixels), images)
+    np.testing.assert_array_equal(np.eye(10, dtype=np.float32)[classes], labels)
+    all_levels = np.arange(256, dtype=np.uint8)[None].repeat(2, 0)
+    back, _ = stored_form(pixels_to_float(all_levels), labels[:2])
+    np.testing.assert_array_equal(back, all_levels)  # every level survives the round trip
+    with pytest.raises(ValueError, match="not uint8 pixels divided by 255"):
+        stored_form(images + np.float32(1e-3), labels)
+    with pytest.raises(ValueError, match="outside"):
+        stored_form(images * 2, labels)
+    with pytest.raises(ValueError, match="not one-hot"):
+        stored_form(images, labels * 0.5)
+
+
 def test_synthetic_is_learnable_by_a_linear_model() -> None:
+
     train_x, train_y, test_x, test_y = load_dataset("synthetic", n_train=2000, n_test=500)
     design = np.c_[train_x, np.ones(len(train_x), np.float32)]
     weights = np.linalg.lstsq(design, train_y, rcond=None)[0]

@@ -8,11 +8,12 @@ import functools
 import threading
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import mnist_kernels as mk
-from mnist_kernels import epoch, variants
+from mnist_kernels import data, epoch, variants
 from mnist_kernels.matmul import Compute
 
 
@@ -274,3 +275,44 @@ def test_train_epoch_equals_notebook_loop():
     for (w, b), (rw, rb) in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(w), rw, atol=1e-5)
         np.testing.assert_allclose(np.asarray(b), rb, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("layout", "xla"),
+    [("tuned", ()), ("packed", ()), ("tuned", (("xla_cpu_experimental_ynn_fusion_type", ""),))],
+    ids=["tuned", "packed", "no-ynnpack"],
+)
+def test_the_fused_epoch_on_the_stored_dataset_equals_the_float32_one(layout, xla):
+    """The fused epoch keeps the dataset as stored (uint8 pixels and labels) and converts each
+    batch inside the step: the same parameters as from load_dataset's float32 arrays, in every
+    layout and with XLA's YNNPACK fusions off."""
+    n, batch_size, lr = 1000, 128, 0.01
+    rng = np.random.RandomState(4)
+    pixels = rng.randint(0, 256, size=(n, 784)).astype(np.uint8)
+    classes = rng.randint(0, 10, size=n).astype(np.uint8)
+    images, labels = data.pixels_to_float(pixels), np.eye(10, dtype=np.float32)[classes]
+    stored = data.stored_form(images, labels)
+    assert all(np.array_equal(a, b) for a, b in zip(stored, (pixels, classes), strict=True))
+
+    p0 = mk.init_params([784, 32, 10])
+    (perm,) = epoch.epoch_permutations(n, 1, seed=0)
+    want = epoch.train_epoch(
+        jax.device_put(p0),
+        jax.device_put(images),
+        jax.device_put(labels),
+        perm,
+        batch_size=batch_size,
+        lr=lr,
+    )
+    fn = epoch.epoch_fn(batch_size, lr, Compute(layout=layout), xla)
+    got = fn(
+        jax.device_put(p0),
+        jax.device_put(pixels),
+        jax.device_put(classes),
+        jnp.asarray(perm, jnp.int32),
+    )
+    for (w, b), (rw, rb) in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(w), np.asarray(rw), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(rb), rtol=1e-5, atol=1e-6)
+    # not vacuous: the epoch moved the parameters
+    assert not np.allclose(np.asarray(got[0][0]), p0[0][0], atol=1e-4)
