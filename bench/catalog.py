@@ -59,14 +59,22 @@ STANDARD_COMPILE = "standard"
 #: as ``jax.jit``'s per-compile ``compiler_options`` (a row records the name; a backend a set
 #: has no entry for does not run it). ``fast-compile``: on CPU, LLVM's backend optimisation
 #: level 0 without its expensive passes (about half the compile of a deep update here); on
-#: NVIDIA GPUs, no autotuning of the kernels' configurations.
+#: NVIDIA GPUs, no autotuning of the kernels' configurations. ``no-ynnpack``: on CPU, no
+#: YNNPACK fusions (XLA's own kernels and Eigen run the dots and reductions instead): a thin
+#: dot (10 outputs) runs about 1.5x faster so, a large bfloat16 one 2x slower.
 COMPILE_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     STANDARD_COMPILE: {"cpu": {}, "gpu": {}, "tpu": {}},
     "fast-compile": {
         "cpu": {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True},
         "gpu": {"xla_gpu_autotune_level": 0},
     },
+    "no-ynnpack": {"cpu": {"xla_cpu_experimental_ynn_fusion_type": ""}},
 }
+
+
+#: the sets that aim at step time (``fast-compile`` gives it up for compile time): what a
+#: ceiling is measured under (:mod:`bench.measure.ceilings`)
+STEP_TIME_OPTIONS = (STANDARD_COMPILE, "no-ynnpack")
 
 
 def compiler_options(name: str, backend: str) -> dict[str, Any] | None:

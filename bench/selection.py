@@ -48,7 +48,7 @@ from .catalog import (
 from .results import rows
 
 Spec = dict[str, Any]
-PRESETS = ("quick", "regress", "default", "full")
+PRESETS = ("quick", "regress", "default", "full", "targets")
 #: the presets timed with the short settings (:meth:`bench.protocol.TimingSettings.preset`)
 SHORT_PRESETS = ("quick", "regress")
 ALL_BACKENDS = ("cpu", "gpu", "tpu")
@@ -61,6 +61,9 @@ LR = 0.001
 SCAN_EXAMPLES_PER_CALL = 8192
 #: examples a worker loads for the epoch kernel: a whole training set.
 EPOCH_EXAMPLES = 60000
+EPOCH_WHO = (
+    "the epoch kernel is the notebook's loop (notebook, jit) or the fused epoch (scan), 1 device"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +136,7 @@ def _default() -> list[Grid]:
             (LOGREG, DEEP),
             (32, 128, 1024, 4096),
             dtypes=("bfloat16",),
+            layouts=("tuned", "packed"),
         ),
         Grid("devices", MULTI, ("update",), (LOGREG,), (128, 4096), devices=(2, 4)),
         Grid("devices", MULTI, ("update",), (DEEP,), (128, 1024), devices=(2, 4)),
@@ -154,7 +158,16 @@ def _default() -> list[Grid]:
             ("update",),
             depth_layers((1, 2, 4, 8), 512),
             (128,),
-            compile_options=tuple(COMPILE_OPTIONS),
+            compile_options=(STANDARD_COMPILE, "fast-compile"),
+        ),
+        # the thin network's step without YNNPACK's dot fusions, where the targets are held
+        Grid(
+            "compile",
+            ("jit",),
+            KERNELS,
+            (LOGREG,),
+            (128, 4096),
+            compile_options=("no-ynnpack",),
         ),
         # stock jax.grad beside the tuned layout, for the cells the peers are compared in
         Grid(
@@ -165,8 +178,10 @@ def _default() -> list[Grid]:
             (32, 128, 1024, 4096),
             layouts=("stock",),
         ),
-        # a whole Fashion-MNIST epoch: the notebook's loop against the fused one
-        Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG,), (128,)),
+        # a whole Fashion-MNIST epoch: the notebook's own loop, the jit step's and the fused
+        # epoch (with XLA's own options and without YNNPACK's dot fusions)
+        Grid("epoch", ("notebook", "jit", "scan"), ("epoch",), (LOGREG,), (128,)),
+        Grid("epoch", ("scan",), ("epoch",), (LOGREG,), (128,), compile_options=("no-ynnpack",)),
         Grid("epoch", ("scan",), ("epoch",), (DEEP,), (128,)),
     ]
 
@@ -195,13 +210,52 @@ def _full() -> list[Grid]:
             compile_options=tuple(COMPILE_OPTIONS),
         ),
         Grid("width", ("jit", "scan", "sharded_tp", "torch-eager"), ("update",), widths, (1024,)),
-        Grid("epoch", ("jit", "scan"), ("epoch",), (LOGREG, DEEP), (128, 1024)),
+        Grid(
+            "epoch",
+            ("notebook", "jit", "scan"),
+            ("epoch",),
+            (LOGREG, DEEP),
+            (128, 1024),
+            compile_options=(STANDARD_COMPILE, "no-ynnpack"),
+        ),
+    ]
+
+
+def _targets() -> list[Grid]:
+    """The rows the targets table holds (:mod:`bench.report.targets`), and no others: the peers'
+    cells in float32 and bfloat16 (each of JAX's layouts for bfloat16), predict and the update at
+    the large batch without YNNPACK's dot fusions, the epochs. About 3 minutes on 2 cores."""
+    cells = (32, 128, 1024, 4096)
+    return [
+        Grid("batch", ("jit", "scan", "torch-eager"), ("update",), (LOGREG, DEEP), cells),
+        Grid("batch", ("jit",), ("predict",), (LOGREG, DEEP), (4096,)),
+        Grid(
+            "bfloat16",
+            ("jit", "torch-eager"),
+            ("update",),
+            (LOGREG, DEEP),
+            cells,
+            dtypes=("bfloat16",),
+            layouts=("tuned", "packed"),
+        ),
+        Grid("compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (128, 4096)),
+        Grid("compile", ("jit",), KERNELS, (LOGREG,), (4096,), compile_options=("no-ynnpack",)),
+        Grid("epoch", ("notebook", "jit", "scan"), ("epoch",), (LOGREG,), (128,)),
+        Grid("epoch", ("scan",), ("epoch",), (LOGREG,), (128,), compile_options=("no-ynnpack",)),
+        Grid("epoch", ("scan",), ("epoch",), (DEEP,), (128,)),
     ]
 
 
 def preset(name: str) -> list[Grid]:
     """The grids of a preset; see the README for what each costs."""
-    presets = {"quick": _quick, "regress": _regress, "default": _default, "full": _full}
+    presets = {
+        "quick": _quick,
+        "regress": _regress,
+        "default": _default,
+        "full": _full,
+        "targets": _targets,
+    }
+
     if name not in presets:
         raise ValueError(f"unknown preset {name!r}; pick one of {', '.join(PRESETS)}")
     return presets[name]()
@@ -375,8 +429,6 @@ def _why_not_compiled(name: str, variant: str, kernel: str, backend: str) -> str
         return f"compile options ({name}) are XLA's: the JAX variants only"
     if variant == "pmap":
         return f"pmap takes no per-compile compiler options ({name}): jax.pmap has none"
-    if kernel == "epoch":
-        return f"the epoch kernel is compiled with XLA's own options, not {name}"
     if compiler_options(name, backend) is None:
         return f"{name} has no compile options for {backend}"
     return None
@@ -406,9 +458,9 @@ def _why_not(variant, kernel, sizes, batch, n, backend, info, options, peers_mis
     if kernel not in kernels_of(variant):
         if kernel == "predict":
             return f"{variant} fuses SGD steps; its predict is the jit variant's (measured there)"
-        return "the epoch kernel is the notebook's loop (jit) or the fused epoch (scan), 1 device"
+        return EPOCH_WHO
     if kernel == "epoch" and n != 1:
-        return "the epoch kernel is the notebook's loop (jit) or the fused epoch (scan), 1 device"
+        return EPOCH_WHO
     if variant in MULTI_DEVICE:
         groups = data_parallel_groups(variant, n, options)
         if batch % groups:
@@ -454,6 +506,18 @@ def arithmetic(specs: list[Spec]) -> dict[str, list[str]]:
 def peak_keys(specs: list[Spec]) -> list[str]:
     """The peaks the rows of ``specs`` are measured against: one per arithmetic."""
     return sorted({rows.peak_key(s["dtype"], s.get("precision")) for s in specs})
+
+
+def thin_batches(specs: list[Spec]) -> list[int]:
+    """The batch sizes of the ``[784, 10]`` rows measured against the dot ceilings of their own
+    shapes (:func:`bench.results.rows.thin_ceiling`): float32 at full precision."""
+    return sorted(
+        {
+            int(s["batch_size"])
+            for s in specs
+            if rows.thin_ceiling_applies({**s, "layer_sizes": ",".join(map(str, s["layer_sizes"]))})
+        }
+    )
 
 
 def n_examples(specs: list[Spec]) -> int:

@@ -172,7 +172,9 @@ def _check(args: argparse.Namespace) -> int:
             print(f"  {c['machine']}  {c['commit'][:12]}  {changes.fmt_change(c)}")
     bad = changes.failing(found, args.factor, args.alpha)
     if len(bad):
-        print(f"\n{len(bad)} regression(s) at the newest commit (Holm over {len(found.newest)} series):")
+        print(
+            f"\n{len(bad)} regression(s) at the newest commit (Holm over {len(found.newest)} series):"
+        )
         for c in bad.sort_values("ratio", ascending=False).to_dict(orient="records"):
             print(
                 f"  FAIL {c['machine']}  {c['commit'][:12]}  {c['label']}  {c['metric']}  "

@@ -1,43 +1,60 @@
 """The ``epoch`` kernel: one whole training epoch, the notebook's loop against the fused one.
 
-- ``jit``: the notebook's loop. A Python ``for`` over the epoch's batches in the notebook's
-  permutation order, each a NumPy slice fed to the jitted update (so every step copies its batch
-  to the device, as the notebook does).
-- ``scan``: :func:`mnist_kernels.epoch.train_epoch`: the training set stays on the device and
-  the whole epoch, same order, is one compiled call.
+- ``notebook``: the seed notebook's loop. A Python ``for`` over the epoch's batches in the
+  notebook's permutation order, each a NumPy slice fed to the notebook's step (stock
+  ``jax.grad``, no donation), so every step copies its batch to the device, as the notebook
+  does.
+- ``jit``: the same loop over this suite's ``jit`` step (its layout, donated params).
+- ``scan``: :func:`mnist_kernels.epoch.train_epoch`: the training set stays on the device as
+  stored (uint8 pixels and labels, :func:`mnist_kernels.data.stored_form`: a quarter of the
+  bytes), each step gathers its batch and converts it inside the one compiled call that runs
+  the whole epoch, same order. The row's ``options`` say so (``resident``).
 
 A sample is one epoch, synced. Step columns are per SGD step (epoch time / steps in the epoch);
 ``steps_per_call`` holds the number of steps, so epoch time = ``step_median_s * steps_per_call``.
+Every variant ends with the same parameters to float32 tolerance (tests).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 
+from mnist_kernels import data, model, variants
 from mnist_kernels import epoch as fused
-from mnist_kernels import model
 
 from .. import catalog
 from ..protocol import TimingSettings
 from . import timing
 from .kernels import compute_of
 
-#: the variants with an epoch kernel (the notebook's loop, the fused epoch).
+#: the variants with an epoch kernel (the notebook's loop, the jit loop, the fused epoch).
 VARIANTS = tuple(v for v in catalog.JAX_VARIANTS if catalog.EPOCH in catalog.kernels_of(v))
+#: the dtype the fused epoch keeps the dataset in on the device: as stored.
+RESIDENT = "uint8"
+
+
+def _xla_options(spec: dict[str, Any], backend: str) -> dict[str, Any]:
+    name = spec.get("compile_options") or catalog.STANDARD_COMPILE
+    options = catalog.compiler_options(name, backend)
+    if options is None:
+        raise ValueError(f"{name} has no compile options for {backend}")
+    return options
 
 
 def _fused(spec, images, labels, params0, perms, dev, repeats):
-    """The fused epoch: data on the device, one compiled call; ``(fn, phases, compiled, params)``."""
+    """The fused epoch: data on the device as stored, one compiled call;
+    ``(fn, phases, compiled, params, options)``."""
     import jax
 
     compute = compute_of(spec)
     b, lr = int(spec["batch_size"]), float(spec.get("lr", 0.001))
-    dev_x, dev_y = jax.device_put(images, dev), jax.device_put(labels, dev)
+    pixels, classes = data.stored_form(images, labels)
+    dev_x, dev_y = jax.device_put(pixels, dev), jax.device_put(classes, dev)
     params = jax.device_put(params0, dev)
-    fn = fused.epoch_fn(b, lr, compute)
+    xla = tuple(sorted(_xla_options(spec, dev.platform).items()))
+    fn = fused.epoch_fn(b, lr, compute, xla)
     perm = jax.device_put(np.asarray(next(perms), np.int32), dev)
     jax.block_until_ready((dev_x, dev_y, params, perm))
     compiled, phases = timing.cold_compiles(
@@ -47,17 +64,26 @@ def _fused(spec, images, labels, params0, perms, dev, repeats):
     def epoch(p: Any) -> Any:
         return fn(p, dev_x, dev_y, jax.device_put(np.asarray(next(perms), np.int32), dev))
 
-    return epoch, phases, compiled, params
+    return epoch, phases, compiled, params, {"resident": RESIDENT}
 
 
 def _loop(spec, images, labels, params0, perms, dev, repeats):
-    """The notebook's loop: a jitted step fed NumPy slices; ``(fn, phases, compiled, params)``."""
+    """A loop of the variant's jitted step fed NumPy slices, as the notebook's is;
+    ``(fn, phases, compiled, params, options)``."""
     import jax
 
-    b, lr = int(spec["batch_size"]), float(spec.get("lr", 0.001))
+    b = int(spec["batch_size"])
     steps = -(-images.shape[0] // b)
-    update = functools.partial(model.update, lr=lr, compute=compute_of(spec))
-    step = jax.jit(update, donate_argnums=0)
+    kernel = variants.get(
+        spec["variant"],
+        lr=float(spec.get("lr", 0.001)),
+        devices=[dev],
+        dtype=spec["dtype"],
+        precision=spec.get("precision") or "highest",
+        layout=spec.get("grad_layout"),
+        compiler_options=_xla_options(spec, dev.platform) or None,
+    )
+    step = kernel.update_fn
     params = jax.device_put(params0, dev)
     compiled, phases = timing.cold_compiles(
         lambda: timing.aot_compile(step, params, (images[:b], labels[:b])), repeats
@@ -70,7 +96,7 @@ def _loop(spec, images, labels, params0, perms, dev, repeats):
             p = step(p, (images[idx], labels[idx]))
         return p
 
-    return epoch, phases, compiled, params
+    return epoch, phases, compiled, params, {"resident": "host float32"}
 
 
 def measure_epoch(
@@ -90,7 +116,7 @@ def measure_epoch(
     perms = iter(fused.epoch_permutations(n, 1000))
     params0 = model.init_params(list(spec["layer_sizes"]))
     build = _fused if variant == "scan" else _loop
-    epoch, phases, compiled, params = build(
+    epoch, phases, compiled, params, how = build(
         spec, images, labels, params0, perms, dev, settings.compile_repeats
     )
     facts = timing.compiled_facts(compiled)
@@ -120,5 +146,5 @@ def measure_epoch(
         "flops": float(catalog.flops_update(list(spec["layer_sizes"]), b)),
         "recompiles": counter.count,
         "device_kind": dev.device_kind,
-        "options": {"epoch_examples": n, "steps": steps},
+        "options": {"epoch_examples": n, "steps": steps, **how},
     }

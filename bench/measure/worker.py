@@ -86,8 +86,9 @@ class Worker:
         if spec.get("slowdown") not in (None, 1, 1.0) and not jax_step:
             raise ValueError("slowdown (bench validate) slows JAX update and predict kernels only")
         standard = spec.get("compile_options") in (None, catalog.STANDARD_COMPILE)
-        if not standard and not jax_step:
-            raise ValueError("compile options apply to JAX update and predict kernels only")
+        if not standard and catalog.framework(spec["variant"]) != "jax":
+            raise ValueError("compile options apply to the JAX variants' kernels only")
+
         if spec.get("cached_compile") and not jax_step:
             raise ValueError("cached_compile is timed for JAX update and predict kernels only")
         if spec["kernel"] == catalog.EPOCH:
@@ -159,7 +160,13 @@ def answer(worker: Worker, req: dict[str, Any]) -> None:
         from .peaks import measure_peaks
 
         keys = req.get("keys") or ["float32"]
-        peaks = measure_peaks(req["backend"], keys, quick=bool(req.get("quick")))
+        peaks = measure_peaks(
+            req["backend"],
+            keys,
+            quick=bool(req.get("quick")),
+            thin_batches=[int(b) for b in req.get("thin_batches") or ()],
+        )
+
         emit({"event": "peaks", "backend": req["backend"], "peaks": peaks})
     elif op == "measure":
         emit({"event": "start", "config_id": req.get("config_id")})

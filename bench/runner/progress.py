@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from .. import catalog
 from .. import format as fmt
 from ..format import say
 from ..results import schema
@@ -20,6 +21,14 @@ def line_for(row: dict[str, Any]) -> str:
         f"{row['variant']:<13} {row['kernel']:<7} {row['layer_sizes']:<20} "
         f"b={row['batch_size']:<5} {row['dtype']:<8} x{row['n_devices']}"
     )
+    # the named options that are not the defaults: a layout, a set of compile options
+    named = [row.get("grad_layout")] if row.get("grad_layout") not in (None, "tuned") else []
+    if row.get("framework", "jax") != "jax" or row.get("variant") == "notebook":
+        named = []  # the peers and the notebook run their one layout
+    if row.get("compile_options") not in (None, catalog.STANDARD_COMPILE):
+        named.append(row["compile_options"])
+    what += f" {','.join(named)}" if named else ""
+
     if row.get("status") != "ok":
         return f"{what}  {row.get('status', '?').upper()}: {str(row.get('error'))[:120]}"
     ms = row["step_median_s"] * 1e3

@@ -61,6 +61,7 @@ def test_the_axis_expands_where_it_applies_and_says_why_elsewhere():
     specs, skipped = selection.expand([grid], backends=CPU)
     runs = sorted((s["variant"], s["kernel"], s["compile_options"]) for s in specs)
     assert runs == [
+        ("jit", "epoch", "fast-compile"),  # the epoch's loop compiles its step with them too
         ("jit", "epoch", "standard"),
         ("jit", "update", "fast-compile"),
         ("jit", "update", "standard"),
@@ -71,7 +72,7 @@ def test_the_axis_expands_where_it_applies_and_says_why_elsewhere():
     fast = {w: r for w, r in reasons.items() if w.endswith("fast-compile")}
     assert any("jax.pmap has none" in r for r in fast.values())
     assert any("the JAX variants only" in r for r in fast.values())
-    assert any("epoch kernel is compiled with XLA's own options" in r for r in fast.values())
+
     assert "fast-compile" in [s["compile_options"] for s in specs if s["variant"] == "jit"]
     with pytest.raises(ValueError, match="unknown compile options 'o9'"):
         selection.expand([selection.override([grid], compile_options=("o9",))[0]], backends=CPU)

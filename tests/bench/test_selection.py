@@ -54,11 +54,13 @@ def test_kernels_a_variant_lacks_are_left_out_with_the_reason():
     specs, skipped = plan(variants=every, kernels=("epoch", "predict"))
     assert sorted((s["variant"], s["kernel"]) for s in specs if s["kernel"] == "epoch") == [
         ("jit", "epoch"),
+        ("notebook", "epoch"),
         ("scan", "epoch"),
     ]
     predicts = {s["variant"] for s in specs if s["kernel"] == "predict"}
     assert predicts == set(every) - {"scan"}
     why = {s["what"].split()[0] + " " + s["what"].split()[1]: s["reason"] for s in skipped}
-    for variant in set(every) - {"jit", "scan"}:
-        assert "the epoch kernel is the notebook's loop (jit)" in why[f"{variant} epoch"]
+    for variant in set(every) - {"notebook", "jit", "scan"}:
+        assert "the epoch kernel is the notebook's loop (notebook, jit)" in why[f"{variant} epoch"]
+
     assert "its predict is the jit variant's" in why["scan predict"]

@@ -424,15 +424,21 @@ def test_measure_predict_for_jit():
 # --- the epoch kernel -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["jit", "scan"])
+@pytest.mark.parametrize("variant", ["notebook", "jit", "scan"])
 def test_measure_epoch_times_whole_epochs(variant):
     from bench.measure.epoch import measure_epoch
+    from mnist_kernels.data import pixels_to_float
 
     rng = np.random.RandomState(0)
-    images = rng.rand(1000, 784).astype(np.float32)
+    images = pixels_to_float(rng.randint(0, 256, (1000, 784)).astype(np.uint8))
     labels = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 1000)]
     spec = {**spec_for(variant), "kernel": "epoch", "layer_sizes": [784, 10], "batch_size": 128}
+    if variant == "notebook":
+        spec["grad_layout"] = "stock"
     row = measure_epoch(spec, images, labels, TimingSettings.preset("quick"))
+    resident = {"scan": "uint8"}.get(variant, "host float32")
+    assert row["options"]["resident"] == resident  # the fused epoch keeps the stored bytes
+
     assert row["steps_per_call"] == 8  # 7 batches of 128 and one of 104
     assert row["n_samples"] >= 6 and row["step_ci_level"] >= 0.95
     assert row["flops"] == 2 * 128 * 7840 * 2  # one step: forward and the weight gradient
