@@ -10,7 +10,9 @@ ignored)::
     {"op": "init", "dataset": ..., "data_dir": ..., "n_examples": 32768,
      "settings": {...TimingSettings...}}               -> {"event": "ready", "dataset": {...}}
     {"op": "probe", "backends": ["cpu", "gpu"]}        -> {"event": "probe", "backends": {...}}
-    {"op": "peaks", "backend": "cpu", "keys": ["float32", ...], "quick": false}
+    {"op": "peaks", "backend": "cpu", "keys": ["float32", ...], "quick": false,
+     "thin_batches": [128, ...]}
+
                                                        -> {"event": "peaks", "peaks": {...}}
     {"op": "measure", "spec": {...}, "config_id": ...} -> {"event": "start", ...}
                                                           then {"event": "row", "row": {...}}
@@ -226,9 +228,18 @@ def probe(backends: list[str]) -> dict[str, Any]:
     return {"op": "probe", "backends": list(backends)}
 
 
-def peaks(backend: str, keys: list[str], quick: bool) -> dict[str, Any]:
-    """Measure the peaks of ``keys`` (:func:`bench.results.rows.peak_key`) on ``backend``."""
-    return {"op": "peaks", "backend": backend, "keys": list(keys), "quick": bool(quick)}
+def peaks(
+    backend: str, keys: list[str], quick: bool, thin_batches: list[int] = ()
+) -> dict[str, Any]:
+    """Measure the peaks of ``keys`` (:func:`bench.results.rows.peak_key`) on ``backend``, and
+    the ``[784, 10]`` step's dot ceilings at ``thin_batches``."""
+    return {
+        "op": "peaks",
+        "backend": backend,
+        "keys": list(keys),
+        "quick": bool(quick),
+        "thin_batches": [int(b) for b in thin_batches],
+    }
 
 
 def version_of(answer: dict[str, Any]) -> int:

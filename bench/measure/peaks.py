@@ -11,7 +11,9 @@ import numpy as np
 from . import timing
 
 
-def measure_peaks(backend: str, keys: list[str], *, quick: bool = False) -> dict[str, Any]:
+def measure_peaks(
+    backend: str, keys: list[str], *, quick: bool = False, thin_batches: list[int] = ()
+) -> dict[str, Any]:
     """The machine's limits for ``backend``: large-matmul FLOP/s per arithmetic and memory
     bandwidth.
 
@@ -19,7 +21,9 @@ def measure_peaks(backend: str, keys: list[str], *, quick: bool = False) -> dict
     float32), ``float32:tf32``, ``float32:default`` (the backend's default precision),
     ``bfloat16`` (bfloat16 operands, float32 sums). Returns ``{key: {matmul_flops_per_s,
     bandwidth_bytes_per_s, matmul_n, copy_bytes, ...}}``, each the best of several synced
-    repetitions (a peak is a best case).
+    repetitions (a peak is a best case). With ``thin_batches``, ``float32`` also holds
+    ``thin_dots``: the ceiling of the ``[784, 10]`` step's own dots at each of those batch sizes
+    (:mod:`bench.measure.ceilings`), which a 2048-square peak says nothing about.
     """
     import jax
 
@@ -47,6 +51,10 @@ def measure_peaks(backend: str, keys: list[str], *, quick: bool = False) -> dict
         mm, a = _matmul(key, n, dev)
         rate = _best_rate(lambda mm=mm, a=a: mm(a, a), 2.0 * n**3, reps=3 if quick else 6)
         out[key] = {"matmul_flops_per_s": rate, "matmul_n": n, **memory}
+    if thin_batches and "float32" in out:
+        from .ceilings import measure_thin_ceilings
+
+        out["float32"]["thin_dots"] = measure_thin_ceilings(backend, thin_batches, quick=quick)
     return out
 
 

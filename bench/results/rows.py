@@ -51,13 +51,56 @@ def config_id(spec: Spec) -> str:
 
 
 def min_bytes(row: Row) -> float:
-    """Bytes one step must move at least: the batch read once, the params read (and written)."""
+    """Bytes one step must move at least: the batch read once, the params read (and written).
+
+    An update or predict call takes float32 inputs (4 bytes a pixel, and a one-hot row of
+    labels or log-probabilities out); an epoch step reads the dataset as stored, one byte a
+    pixel and one a label, whichever form a variant keeps it in: the same bytes for every
+    epoch row.
+    """
     sizes = [int(s) for s in str(row["layer_sizes"]).split(",")]
     b = int(row["batch_size"])
     params = catalog.n_params(sizes)
     k = int(row.get("work_multiplier") or 1)
+    written = 2 if row["kernel"] in (catalog.UPDATE, catalog.EPOCH) else 1
+    if row["kernel"] == catalog.EPOCH:
+        return b * (sizes[0] + 1) + 4.0 * params * k * written
     io = b * (sizes[0] + sizes[-1])  # images in; labels in (update) or log-probs out (predict)
-    return 4.0 * (io + params * k * (2 if row["kernel"] == "update" else 1))
+    return 4.0 * (io + params * k * written)
+
+
+def _sizes(row: Row) -> tuple[int, ...]:
+    value = row.get("layer_sizes")
+    parts = value.split(",") if isinstance(value, str) else (value or ())
+    return tuple(int(s) for s in parts)
+
+
+def thin_ceiling_applies(row: Row) -> bool:
+    """Whether a row is held against the dot ceilings of its own shapes
+    (:mod:`bench.measure.ceilings`) rather than the large-matmul peak: ``[784, 10]`` in float32
+    at full precision, on one device."""
+    return (
+        _sizes(row) == tuple(catalog.LOGREG)
+        and row.get("dtype") == "float32"
+        and row.get("precision") in (None, "highest")
+        and int(row.get("n_devices") or 1) == 1
+    )
+
+
+def thin_ceiling(row: Row, peaks: dict[str, Any]) -> float | None:
+    """The FLOP/s ceiling of a ``[784, 10]`` row's own dots at its batch size, measured in the
+    run: both dots for an update or an epoch step, the forward one for a predict; None where
+    it does not apply or was not measured."""
+    if not thin_ceiling_applies(row):
+        return None
+    dots = ((peaks.get(row.get("backend"), {}) or {}).get("float32") or {}).get("thin_dots") or {}
+    entry = dots.get(str(int(row["batch_size"])))
+    if not entry:
+        return None
+    if row.get("kernel") == catalog.PREDICT:
+        return catalog.flops_forward(catalog.LOGREG, int(row["batch_size"])) / entry["forward_s"]
+
+    return float(entry["ceiling_flops_per_s"])
 
 
 def peak_key(dtype: str, precision: str | None) -> str:
@@ -99,6 +142,10 @@ def derive(row: Row, peaks: dict[str, Any]) -> Row:
     row["peak_flops_per_s"] = pf * scale if pf else None
     row["peak_bandwidth_bytes_per_s"] = pb * scale if pb else None
     row["peak_fraction"] = row["roofline_fraction"] = None  # none kept from other peaks
+    row["bound_s"] = row["bound_ratio"] = None
+    thin = thin_ceiling(row, peaks)
+    row["ceiling_flops_per_s"] = thin or row["peak_flops_per_s"]
+    row["ceiling"] = "thin-dots" if thin else ("matmul-peak" if row["peak_flops_per_s"] else None)
     row["above_peak"] = False
     if row.get("status") != "ok" or not t or t <= 0:
         return row
@@ -112,6 +159,13 @@ def derive(row: Row, peaks: dict[str, Any]) -> Row:
     if row["peak_flops_per_s"] and row["peak_bandwidth_bytes_per_s"]:
         bound = max(flops / row["peak_flops_per_s"], nbytes / row["peak_bandwidth_bytes_per_s"])
         row["roofline_fraction"] = bound / t
+    bounds = [flops / row["ceiling_flops_per_s"]] if row["ceiling_flops_per_s"] else []
+    if row["peak_bandwidth_bytes_per_s"]:
+        bounds.append(nbytes / row["peak_bandwidth_bytes_per_s"])
+    if bounds and max(bounds) > 0:
+        row["bound_s"] = max(bounds)
+        row["bound_ratio"] = t / row["bound_s"]
+
     # FLOP/s above the matmul peak: that peak was measured too low. (A roofline fraction above 1
     # is not: data a step re-reads from cache beats the DRAM bandwidth the roofline divides by.)
     row["above_peak"] = row["peak_fraction"] is not None and row["peak_fraction"] > 1.0

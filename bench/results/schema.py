@@ -124,7 +124,8 @@ COLUMNS: dict[str, str] = {
     "body once; may be missing or wrong on some backends)",
     "flops_per_s": "flops / step_median_s",
     "bytes_accessed": "bytes accessed from compiled.cost_analysis() per step",
-    "min_bytes": "bytes one step must move at least: batch read once, params read and written",
+    "min_bytes": "bytes one step must move at least: batch read once (float32; an epoch step "
+    "reads the stored dataset, a byte a pixel and a label), params read and written",
     "arithmetic_intensity": "flops / min_bytes, the same byte count for every framework (FLOP/byte)",
     "peak_memory_bytes": "compiled.memory_analysis(): arguments + outputs + temporaries - aliased",
     "device_peak_bytes_in_use": "the most device memory this configuration used above what "
@@ -134,6 +135,13 @@ COLUMNS: dict[str, str] = {
     "peak_bandwidth_bytes_per_s": "measured copy bandwidth of this backend, same run (byte/s)",
     "peak_fraction": "flops_per_s / peak_flops_per_s",
     "roofline_fraction": "max(flops / peak FLOP/s, min_bytes / peak bandwidth) / step_median_s",
+    "ceiling_flops_per_s": "the compute ceiling the row is held against (FLOP/s): for [784, 10] "
+    "in float32 on one device, the FLOP/s its own dots reach alone at its batch size, each in "
+    "its fastest form, measured in the same run (thin-dots); else peak_flops_per_s",
+    "ceiling": "which ceiling_flops_per_s is: thin-dots or matmul-peak",
+    "bound_s": "the least time a step can take: max(flops / ceiling_flops_per_s, min_bytes / "
+    "peak bandwidth) (s)",
+    "bound_ratio": "step_median_s / bound_s: how far the step is from its bound (1 at it)",
     "above_peak": "true when peak_fraction came out over 1: the matmul peak was measured too "
     "low (in a slow spell of the machine), not a kernel beating the hardware; the end of the run "
     "measures the peaks again and derives every row anew",

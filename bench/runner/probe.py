@@ -25,15 +25,23 @@ def probe(backends: list[str], log_dir: Path, tree: Path = ROOT) -> tuple[dict, 
 
 
 def peaks(
-    present: dict[str, Any], keys: list[str], log_dir: Path, *, quick: bool, tag: str = ""
+    present: dict[str, Any],
+    keys: list[str],
+    log_dir: Path,
+    *,
+    quick: bool,
+    tag: str = "",
+    thin_batches: list[int] = (),
 ) -> dict[str, Any]:
-    """Each present backend's peaks of the arithmetic ``keys``, measured in a fresh worker (a
-    warning, and none, for a backend where that fails)."""
+    """Each present backend's peaks of the arithmetic ``keys`` (and the ``[784, 10]`` dot
+    ceilings at ``thin_batches``), measured in a fresh worker (a warning, and none, for a
+    backend where that fails)."""
     out: dict[str, Any] = {}
     for b in present:
         log = log_dir / f"peaks-{b}{tag}.log"
+        request = protocol.peaks(b, keys, quick, thin_batches)
         try:
-            answer = one_request(ROOT, log, protocol.peaks(b, keys, quick), "peaks", backend=b)
+            answer = one_request(ROOT, log, request, "peaks", backend=b)
         except WORKER_ERRORS as e:
             say(f"warning: could not measure the {b} peaks ({e}); peak_fraction will be empty")
             continue
@@ -51,4 +59,9 @@ def best_peaks(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             for key in PEAK_RATES:
                 if isinstance(figures.get(key), (int, float)):
                     mine[key] = max(mine.get(key) or 0.0, figures[key])
+            for batch, ceiling in (figures.get("thin_dots") or {}).items():
+                have = mine.setdefault("thin_dots", {}).get(batch)
+                rate = ceiling.get("ceiling_flops_per_s") or 0.0
+                if have is None or rate > (have.get("ceiling_flops_per_s") or 0.0):
+                    mine["thin_dots"][batch] = dict(ceiling)
     return out

@@ -24,7 +24,7 @@ from ..protocol import TimingSettings
 from ..results import machine
 from ..results.rundir import RunDir, RunDirBusy
 from ..results.schema import SchemaError
-from ..selection import Selection, Spec, n_examples, nothing_to_run, peak_keys
+from ..selection import Selection, Spec, n_examples, nothing_to_run, peak_keys, thin_batches
 from . import doctor
 from . import probe as probing
 from .loop import SWEEP_RETRIES, Arm, Runner
@@ -218,7 +218,13 @@ class Sweep:
     def run(self, done: set[str]) -> int:
         p = plan(self.selection, self.logs)
         peaks = self.old.get("peaks") or (
-            probing.peaks(p.present, peak_keys(p.specs), self.logs, quick=self.quick)
+            probing.peaks(
+                p.present,
+                peak_keys(p.specs),
+                self.logs,
+                quick=self.quick,
+                thin_batches=[] if self.quick else thin_batches(p.specs),
+            )
             if self.settings.peaks
             else {}
         )
@@ -300,7 +306,15 @@ class Sweep:
     def peaks_again(self, p: Plan, meta: dict[str, Any], peaks: dict[str, Any]) -> None:
         """Once more at the end, in a fresh worker: the better of the two is the peak."""
         keys = peak_keys(p.specs)
-        end = probing.peaks(p.present, keys, self.logs, quick=self.quick, tag="-end")
+        end = probing.peaks(
+            p.present,
+            keys,
+            self.logs,
+            quick=self.quick,
+            tag="-end",
+            thin_batches=[] if self.quick else thin_batches(p.specs),
+        )
+
         best = probing.best_peaks(peaks, end)
         meta["peaks_measured"] = [*self.old.get("peaks_measured", [peaks]), end]
         if best != peaks:

@@ -254,3 +254,78 @@ def test_a_fraction_above_the_peak_is_marked_and_never_shown_as_true():
     found = targets._deep_peak(pd.DataFrame([deep]))
     (line,) = [t for t in found if t["configuration"].endswith("batch 1024")]
     assert line["verdict"] == "not measured" and "measured too low" in line["measured"]
+
+
+def test_a_thin_row_is_held_against_its_own_dots_ceiling_and_every_row_gets_a_bound():
+    """[784, 10] in float32 on one device is held against the ceiling its own dot shapes reach
+    at its batch size (both dots for an update or an epoch step, the forward one for a
+    predict), measured in the run; every other row against the matmul peak. bound_s is the
+    larger of the compute and the bandwidth bound; an epoch step counts the stored bytes."""
+    from bench.measure.ceilings import thin_flops
+
+    thin = {"128": {"forward_s": 2e-5, "weight_grad_s": 3e-5, "ceiling_flops_per_s": 0}}
+    thin["128"]["ceiling_flops_per_s"] = 2 * thin_flops(128) / 5e-5
+    peaks = {
+        "cpu": {
+            "float32": {
+                "matmul_flops_per_s": 2e11,
+                "bandwidth_bytes_per_s": 1e11,
+                "thin_dots": thin,
+            },
+            "bfloat16": {"matmul_flops_per_s": 4e11, "bandwidth_bytes_per_s": 1e11},
+        }
+    }
+    base = {
+        "status": "ok",
+        "backend": "cpu",
+        "dtype": "float32",
+        "precision": "highest",
+        "n_devices": 1,
+        "batch_size": 128,
+        "layer_sizes": "784,10",
+        "kernel": "update",
+        "step_median_s": 1e-4,
+        "flops": 2.0 * thin_flops(128),
+    }
+    update = rows.derive(dict(base), peaks)
+    assert update["ceiling"] == "thin-dots"
+    assert update["bound_s"] == pytest.approx(5e-5)  # the two dots alone; bytes take 5 us
+    assert update["bound_ratio"] == pytest.approx(2.0)
+    predict = rows.derive({**base, "kernel": "predict", "flops": thin_flops(128)}, peaks)
+    assert predict["bound_s"] == pytest.approx(2e-5)  # the forward dot alone
+    epoch = rows.derive({**base, "kernel": "epoch"}, peaks)
+    assert epoch["min_bytes"] == 128 * 785 + 4.0 * 7850 * 2  # a byte a pixel and a label
+    assert epoch["bound_s"] == pytest.approx(5e-5)
+    # the matmul peak where the thin ceiling does not apply or was not measured
+    for other in (
+        {"batch_size": 256},  # no ceiling at this batch size
+        {"n_devices": 2},
+        {"precision": "default"},
+        {"layer_sizes": "784,1024,1024,10"},
+    ):
+        row = rows.derive({**base, **other}, peaks)
+        assert row["ceiling"] != "thin-dots", other
+    deep = rows.derive({**base, "layer_sizes": "784,1024,1024,10", "flops": 2e9}, peaks)
+    assert deep["ceiling"] == "matmul-peak" and deep["ceiling_flops_per_s"] == 2e11
+    assert deep["bound_s"] == pytest.approx(max(2e9 / 2e11, rows.min_bytes(deep) / 1e11))
+    bf16 = rows.derive({**base, "dtype": "bfloat16", "precision": "bf16"}, peaks)
+    assert bf16["ceiling"] == "matmul-peak" and bf16["ceiling_flops_per_s"] == 4e11
+    bandwidth_bound = rows.derive({**base, "flops": 1.0}, peaks)  # no compute to speak of
+    assert bandwidth_bound["bound_s"] == pytest.approx(rows.min_bytes(base) / 1e11)
+
+
+def test_the_better_of_two_ceiling_measurements_is_kept():
+    """The peaks are measured at the start and the end of a run; a slow spell only ever lowers
+    a ceiling, so each batch size keeps the higher of the two."""
+    from bench.runner.probe import best_peaks
+
+    def peaks(rate_128, rate_4096):
+        dots = {
+            "128": {"ceiling_flops_per_s": rate_128, "forward_form": f"a{rate_128}"},
+            "4096": {"ceiling_flops_per_s": rate_4096, "forward_form": f"b{rate_4096}"},
+        }
+        return {"cpu": {"float32": {"matmul_flops_per_s": 1.0, "thin_dots": dots}}}
+
+    best = best_peaks(peaks(5.0, 9.0), peaks(7.0, 3.0))["cpu"]["float32"]["thin_dots"]
+    assert best["128"] == {"ceiling_flops_per_s": 7.0, "forward_form": "a7.0"}
+    assert best["4096"] == {"ceiling_flops_per_s": 9.0, "forward_form": "b9.0"}
