@@ -87,39 +87,35 @@ def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: the presets' own flags (the default preset has none), with their help
+PRESET_FLAGS = {
+    "quick": "a small sweep (about a minute on 2 cores)",
+    "regress": "what nox -s regress checks: every variant, both kernels, a small and a large batch",
+    "full": "everything: more batch sizes, widths, depths and both dtypes",
+    "targets": "only what the report's targets table holds: the peers' cells, the bounds, the "
+    "epochs (about 3 minutes on 2 cores)",
+}
+
+
 def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     """The flags that choose the configurations (every grid of the preset has its fields
     replaced by the ones given), and ``--config``."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--quick",
-        dest="preset",
-        action="store_const",
-        const="quick",
-        help="a small sweep (about a minute on 2 cores)",
-    )
-    g.add_argument(
-        "--regress",
-        dest="preset",
-        action="store_const",
-        const="regress",
-        help="what nox -s regress checks: every variant, both kernels, a small and a large batch",
-    )
-    g.add_argument(
-        "--full",
-        dest="preset",
-        action="store_const",
-        const="full",
-        help="everything: more batch sizes, widths, depths and both dtypes",
-    )
+    for name, text in PRESET_FLAGS.items():
+        g.add_argument(f"--{name}", dest="preset", action="store_const", const=name, help=text)
     p.add_argument("--preset", choices=selection.PRESETS, default=None, help=argparse.SUPPRESS)
+
     p.add_argument(
         "--variants",
         type=csv,
         help=f"comma list from {', '.join(catalog.ALL_VARIANTS)} "
         "(default: all, peers included when installed)",
     )
-    p.add_argument("--kernels", type=csv, help="update, predict or both (default both)")
+    p.add_argument(
+        "--kernels",
+        type=csv,
+        help="update, predict or epoch (a whole training epoch); default: update and predict",
+    )
     p.add_argument(
         "--layers", action="append", help="layer sizes like 784,1024,1024,10; repeat for several"
     )

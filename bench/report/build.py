@@ -258,10 +258,13 @@ class Builder:
         self.plot(sec, "peers", "versus peers", plots.peers)
         sec = self.section(
             "Targets",
-            "The performance targets (see bench/report/targets.py): mnist_kernels against "
-            "torch-eager, the deep net against the measured peak, logistic regression against "
-            "the bandwidth bound, the fused epoch against the notebook's loop and the compute "
-            "bound.",
+            "The performance targets (see bench/report/targets.py), each beside the figure it "
+            "is held against: mnist_kernels against torch-eager and torch.compile (float32 "
+            "and bfloat16), the deep net against the measured peak, logistic regression "
+            "against the bandwidth bound, predict and the fused epoch against their bounds "
+            "(the larger of compute, at the ceiling of the row's own dot shapes where "
+            "measured, and bytes at the measured bandwidth), the fused epoch against the "
+            "notebook's own loop and the deep epoch against its compute bound.",
         )
         self.table(
             sec, "targets", "performance targets", targets.evaluate(df), "no rows with status ok"
