@@ -160,7 +160,8 @@ def _default() -> list[Grid]:
             (128,),
             compile_options=(STANDARD_COMPILE, "fast-compile"),
         ),
-        # the thin network's step without YNNPACK's dot fusions, where the targets are held
+        # without YNNPACK's fusions, where the targets are held: the thin network's step, and
+        # the deep net's predict at the large batch (Eigen's dots are faster for both here)
         Grid(
             "compile",
             ("jit",),
@@ -169,6 +170,7 @@ def _default() -> list[Grid]:
             (128, 4096),
             compile_options=("no-ynnpack",),
         ),
+        Grid("compile", ("jit",), ("predict",), (DEEP,), (4096,), compile_options=("no-ynnpack",)),
         # stock jax.grad beside the tuned layout, for the cells the peers are compared in
         Grid(
             "stock",
@@ -239,7 +241,9 @@ def _targets() -> list[Grid]:
             layouts=("tuned", "packed"),
         ),
         Grid("compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (128, 4096)),
-        Grid("compile", ("jit",), KERNELS, (LOGREG,), (4096,), compile_options=("no-ynnpack",)),
+        Grid(
+            "compile", ("jit",), KERNELS, (LOGREG, DEEP), (4096,), compile_options=("no-ynnpack",)
+        ),
         Grid("epoch", ("notebook", "jit", "scan"), ("epoch",), (LOGREG,), (128,)),
         Grid("epoch", ("scan",), ("epoch",), (LOGREG,), (128,), compile_options=("no-ynnpack",)),
         Grid("epoch", ("scan",), ("epoch",), (DEEP,), (128,)),
