@@ -15,6 +15,8 @@ Three parts, each printed as a Markdown section:
    layout: which dots XLA:CPU runs on bfloat16 operands and which it widens to float32.
 3. **XLA flags**: the whole update (the fastest layout) under each set of XLA flags tried, each
    in a fresh process (``XLA_FLAGS`` is read once), beside PyTorch's step.
+4. **The deep float32 step at batch 128** (the deep epoch's): each layer's dots alone, their
+   sum and the whole update against the compute bound at the 2048² peak.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def best_of(fn: Any, sync: Any, reps: int = 7) -> float:
     return best
 
 
-def _jax_layer(batch: int, m: int, n: int, first: bool, layout: str) -> tuple[float, float]:
+def _jax_layer(
+    batch: int, m: int, n: int, first: bool, layout: str, dtype: str = "bfloat16"
+) -> tuple[float, float]:
     """One layer's forward dot and its backward dots (the weight gradient, and the input
     gradient unless it is the first layer), as the model computes them in ``layout``: float32
     operands in, bfloat16 products (the conversions included)."""
@@ -62,7 +66,7 @@ def _jax_layer(batch: int, m: int, n: int, first: bool, layout: str) -> tuple[fl
 
     from mnist_kernels.matmul import Compute, matmul
 
-    c = Compute("bfloat16", layout=layout)
+    c = Compute(dtype, layout=layout)
     rng = np.random.RandomState(0)
     x = jax.device_put(rng.rand(batch, m).astype(np.float32))
     w = jax.device_put(0.1 * rng.rand(m, n).astype(np.float32))
@@ -113,6 +117,39 @@ def per_layer(batch: int) -> str:
             + " | ".join(cells)
             + f" | {torch_[1] / packed[1]:.2f}× |"
         )
+    return "\n".join(lines)
+
+
+def float32_step(batch: int) -> str:
+    """The deep net's float32 step at ``batch`` (the deep epoch's): each layer's dots alone in
+    the tuned layout, their sum, the whole update, and the compute bound at the 2048² peak."""
+    import functools
+
+    import jax
+
+    from bench.measure.peaks import measure_peaks
+    from mnist_kernels import model
+    from mnist_kernels.matmul import Compute
+
+    lines = [f"| layer (batch {batch}, float32) | forward | backward |", "|---|---|---|"]
+    total = 0.0
+    for i, (m, n) in enumerate(itertools.pairwise(DEEP)):
+        fwd, bwd = _jax_layer(batch, m, n, i == 0, "tuned", "float32")
+        total += fwd + bwd
+        lines.append(f"| {i}: {batch}×{m} @ {m}×{n} | {fwd * 1e3:.2f} ms | {bwd * 1e3:.2f} ms |")
+    rng = np.random.RandomState(0)
+    x = jax.device_put(rng.rand(batch, 784).astype(np.float32))
+    y = jax.device_put(np.eye(10, dtype=np.float32)[rng.randint(10, size=batch)])
+    params = jax.device_put(model.init_params(DEEP))
+    step = jax.jit(functools.partial(model.update, lr=0.001, compute=Compute()))
+    whole = best_of(lambda: step(params, (x, y)), jax.block_until_ready)
+    peak = measure_peaks("cpu", ["float32"])["float32"]["matmul_flops_per_s"]
+    bound = model.flops_update(DEEP, batch) / peak
+    lines.append(
+        f"\nThe dots alone: {total * 1e3:.2f} ms; the whole update: {whole * 1e3:.2f} ms; the "
+        f"compute bound at the 2048² peak ({peak / 1e9:.0f} GFLOP/s): {bound * 1e3:.2f} ms "
+        f"(dots alone {total / bound:.2f}×, update {whole / bound:.2f}×)."
+    )
     return "\n".join(lines)
 
 
@@ -207,6 +244,9 @@ def flags(batch: int, layout: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="4096")
+    parser.add_argument(
+        "--float32-batch", type=int, default=128, help="the deep float32 step's batch (0: none)"
+    )
     args = parser.parse_args()
     import jax
     import torch
@@ -221,6 +261,9 @@ def main() -> None:
         print(f"## Batch {b}\n\n### Each layer's dots alone\n\n{per_layer(b)}\n")
         print(f"### The dots in the optimized HLO of the whole update\n\n{hlo_dot_types(b)}\n")
         print(f"### XLA flags tried\n\n{flags(b, 'packed')}\n")
+    if args.float32_batch:
+        print(f"## The deep net's float32 step at batch {args.float32_batch}\n")
+        print(f"{float32_step(args.float32_batch)}\n")
 
 
 if __name__ == "__main__":
