@@ -44,7 +44,27 @@ def test_every_jit_of_a_variant_compiles_with_the_options(name):
     assert np.shape(out[-1])[-1] == 10 and all(np.isfinite(leaf).all() for leaf in out)
 
 
+@pytest.mark.parametrize("name", [n for n in catalog.COMPILE_OPTIONS if n != "standard"])
+@pytest.mark.parametrize("layers", [[784, 10], [784, 64, 32, 10]])
+def test_a_compile_set_changes_no_number_beyond_float32_tolerance(name, layers):
+    """XLA's options change how the step runs, never what it computes: the update and the
+    predict under each named set equal XLA's own within float32 tolerance (on a real batch:
+    zeros would hide a difference)."""
+    rng = np.random.RandomState(5)
+    x = rng.rand(64, 784).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 64)]
+    out = {}
+    for compiled in ("standard", name):
+        k = variants.get("jit", compiler_options=catalog.compiler_options(compiled, "cpu"))
+        params, placed = k.place(model.init_params(layers), (x, y))
+        predicted = np.asarray(k.predict(params, placed[0]))
+        out[compiled] = [predicted, *jax.tree.leaves(k.to_host(k.update(params, placed)))]
+    for got, want in zip(out[name], out["standard"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_pmap_takes_no_compile_options():
+
     with pytest.raises(ValueError, match="pmap takes no per-compile compiler options"):
         variants.get("pmap", devices=jax.devices()[:2], compiler_options={"x": 1})
 
