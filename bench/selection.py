@@ -335,6 +335,12 @@ def expand(
             g.variants, g.kernels, g.layers, g.batch_sizes, g.dtypes, g.devices
         ):
             _check(variant, kernel, dtype)
+            own = layouts_of(variant)
+            for layout in (lay for lay in g.layouts if len(own) > 1 and lay not in own):
+                skipped[f"{variant} {layout}"] = (
+                    f"{variant} runs the {' or '.join(own)} layout, not {layout} (packed: the "
+                    "one-device variants)"
+                )
             if n > 1 and variant not in MULTI_DEVICE:
                 if 1 not in g.devices:  # else measured at n = 1, nothing is left out
                     skipped[f"{variant} x{n}"] = (

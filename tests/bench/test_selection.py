@@ -32,7 +32,17 @@ def test_layouts_apply_to_the_variants_that_have_them():
     assert len({s["config_id"] for s in specs}) == 4
 
 
+def test_packed_runs_on_the_one_device_variants_and_the_others_say_so():
+    specs, skipped = plan(variants=("jit", "sharded", "torch-eager"), layouts=("tuned", "packed"))
+    assert {(s["variant"], s["grad_layout"]) for s in specs} >= {("jit", "packed")}
+    assert ("sharded", "packed") not in {(s["variant"], s["grad_layout"]) for s in specs}
+    reasons = {s["what"]: s["reason"] for s in skipped}
+    assert "runs the tuned or stock layout, not packed" in reasons["sharded packed"]
+    assert not any(w.startswith(("jit", "torch-eager")) for w in reasons)  # theirs, or their one
+
+
 def test_bfloat16_has_one_arithmetic_and_tf32_needs_an_nvidia_gpu():
+
     specs, skipped = plan(dtypes=("float32", "bfloat16"), precisions=("highest", "tf32"))
     assert {s["precision"] for s in specs if s["dtype"] == "bfloat16"} == {"bf16"}
     assert not [s for s in specs if s["precision"] == "tf32"]
