@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -174,7 +175,11 @@ def lost_race(output: str) -> bool:
 
 def refusal_hint(output: str, branch: str) -> str:
     low = output.lower()
-    if any(s in low for s in ("403", "permission", "denied", "authentication", "could not read")):
+    # 403 as a word: git's output holds commit hashes, and one may contain the digits 403
+    http_403 = re.search(r"\b403\b", low) is not None
+    if http_403 or any(
+        s in low for s in ("permission", "denied", "authentication", "could not read")
+    ):
         return "the job's token cannot push: give it `permissions: contents: write`"
     if "[remote rejected]" in low or "protected" in low:
         return f"the remote refused it (branch protection or a hook): let CI push to {branch}"

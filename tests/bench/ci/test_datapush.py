@@ -284,3 +284,19 @@ def test_push_history_files_the_run_once(origin, tmp_path, capsys):
     assert cli.main(args) == 0  # already there: nothing pushed
     assert "already in the history" in capsys.readouterr().out
     assert len(branch_log(origin)) == 1
+
+
+def test_the_refusal_hint_reads_git_s_words_not_a_hash_s_digits():
+    """A hook's refusal whose output holds a commit hash with the digits 403 in it is still a
+    refusal (the hash once made this a token problem), and an HTTP 403 is still the token's."""
+    hook = (
+        "To origin.git\n!\t4facdb5d2b9e287af1d2e4033414c51b4d67a26f:refs/heads/bench-data\t"
+        "[remote rejected] (pre-receive hook declined)\nremote: protected branch hook declined"
+    )
+    assert "refused it" in datapush.refusal_hint(hook, "bench-data")
+    http = (
+        "fatal: unable to access 'https://github.com/o/r/': The requested URL returned error: 403"
+    )
+    assert "token cannot push" in datapush.refusal_hint(http, "bench-data")
+    assert "token cannot push" in datapush.refusal_hint("remote: Permission to o/r denied", "b")
+    assert datapush.refusal_hint("something else", "b") == "see git's message"
