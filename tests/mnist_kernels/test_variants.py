@@ -240,6 +240,12 @@ def test_scan_of_different_batches_equals_sequential_jit():
     assert not np.allclose(same[0][0], want[0][0], atol=1e-5)
 
 
+def fused_epoch(p0, images, labels, perm, batch_size, lr):
+    """train_epoch on the device-resident arrays, from the host params ``p0``."""
+    placed = (jax.device_put(a) for a in (p0, images, labels))
+    return epoch.train_epoch(*placed, perm, batch_size=batch_size, lr=lr)
+
+
 def test_train_epoch_equals_notebook_loop():
     """One epoch: 1000 examples in batches of 128 is 7 full batches and a short one of 104."""
     n, batch_size, lr = 1000, 128, 0.01
@@ -264,14 +270,7 @@ def test_train_epoch_equals_notebook_loop():
     # the short batch moves the params by more than the tolerance, so it is checked too
     assert not np.allclose(before_short[0][0], want[0][0], atol=1e-5)
 
-    got = epoch.train_epoch(
-        jax.device_put(p0),
-        jax.device_put(images),
-        jax.device_put(labels),
-        perm,
-        batch_size=batch_size,
-        lr=lr,
-    )
+    got = fused_epoch(p0, images, labels, perm, batch_size, lr)
     for (w, b), (rw, rb) in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(w), rw, atol=1e-5)
         np.testing.assert_allclose(np.asarray(b), rb, atol=1e-5)
@@ -296,14 +295,7 @@ def test_the_fused_epoch_on_the_stored_dataset_equals_the_float32_one(layout, xl
 
     p0 = mk.init_params([784, 32, 10])
     (perm,) = epoch.epoch_permutations(n, 1, seed=0)
-    want = epoch.train_epoch(
-        jax.device_put(p0),
-        jax.device_put(images),
-        jax.device_put(labels),
-        perm,
-        batch_size=batch_size,
-        lr=lr,
-    )
+    want = fused_epoch(p0, images, labels, perm, batch_size, lr)
     fn = epoch.epoch_fn(batch_size, lr, Compute(layout=layout), xla)
     got = fn(
         jax.device_put(p0),
