@@ -74,13 +74,14 @@ def _loop(spec, images, labels, params0, perms, dev, repeats):
 
     b = int(spec["batch_size"])
     steps = -(-images.shape[0] // b)
+    compute = compute_of(spec)
     kernel = variants.get(
         spec["variant"],
         lr=float(spec.get("lr", 0.001)),
         devices=[dev],
-        dtype=spec["dtype"],
-        precision=spec.get("precision") or "highest",
-        layout=spec.get("grad_layout"),
+        dtype=compute.dtype,
+        precision=compute.precision,
+        layout=compute.layout,
         compiler_options=_xla_options(spec, dev.platform) or None,
     )
     step = kernel.update_fn
@@ -133,6 +134,8 @@ def measure_epoch(
     )
     with timing.CompileCounter.counting() as counter:
         figures, params = timing.steady_state(epoch, jax.block_until_ready, params, one_per_sample)
+    if variant != "scan" and facts["launches_per_call"] is not None:
+        facts["launches_per_call"] *= steps  # each step of the loop is a call of the step
     if variant == "scan":
         facts["xla_flops"] = None  # XLA counts the loop body once: not comparable
         facts["bytes_accessed"] = None

@@ -120,3 +120,83 @@ def dots(hlo_text: str, low: str = "bf16") -> list[dict[str, object]]:
             holds = [_holds(comps, callers, comp, o, low) for o in inst.operands[:2]]
             out.append({"name": inst.name, "out": inst.dtype, "operands": types, "low": holds})
     return out
+
+
+#: instructions that launch nothing: they name, bundle or pick apart values already in memory
+#: (a ``while``, ``conditional`` or ``call`` runs the kernels of the computations it calls)
+_NO_KERNEL = frozenset(
+    {
+        "parameter",
+        "constant",
+        "get-tuple-element",
+        "tuple",
+        "bitcast",
+        "opt-barrier",
+        "after-all",
+        "add-dependency",
+        "partition-id",
+        "replica-id",
+        "domain",
+    }
+)
+_OPCODE = re.compile(r"=\s.*?\s([a-z][\w\-]*)\(")
+_ATTR = re.compile(r"\b(body|condition|to_apply|calls)=%([\w.\-]+)")
+_BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
+_TRIP = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
+
+
+def launches(hlo_text: str) -> int | None:
+    """Kernels one call of the compiled module launches: every instruction that runs in the
+    entry computation, a loop body's counted as many times as the loop's known trip count
+    (XLA's ``known_trip_count``), a ``conditional``'s as its dearest branch's, a ``call``'s as
+    the called computation's; what is fused runs inside its fusion's one kernel. An
+    ``-start``/``-done`` pair is one launch. None when a loop's trip count is not known, or
+    there is no entry computation.
+    """
+    comps: dict[str, list[str]] = {}
+    entry = None
+    current: list[str] | None = None
+    for line in hlo_text.splitlines():
+        if m := _HEAD.match(line.strip()):
+            current = comps.setdefault(m.group(1), [])
+            if line.lstrip().startswith("ENTRY"):
+                entry = m.group(1)
+            continue
+        if line.strip() == "}":
+            current = None
+        elif current is not None and " = " in line and not line.lstrip().startswith("//"):
+            current.append(line)
+
+    def count(name: str, depth: int = 0) -> int | None:
+        if name not in comps or depth > 20:
+            return None
+        total = 0
+        for line in comps[name]:
+            if not (m := _OPCODE.search(line)):
+                continue
+            opcode = m.group(1)
+            attrs = dict(_ATTR.findall(line))
+            if opcode == "while":
+                trip = _TRIP.search(line)
+                body = count(attrs.get("body", ""), depth + 1)
+                cond = count(attrs.get("condition", ""), depth + 1)
+                if trip is None or body is None or cond is None:
+                    return None
+                total += int(trip.group(1)) * (body + cond) + cond
+            elif opcode == "conditional":
+                branches = _BRANCHES.search(line)
+                names = _OPERAND.findall(branches.group(1)) if branches else []
+                costs = [count(n, depth + 1) for n in names]
+                if not costs or any(c is None for c in costs):
+                    return None
+                total += 1 + max(costs)  # the predicate read, then one branch
+            elif opcode == "call":
+                inner = count(attrs.get("to_apply", ""), depth + 1)
+                if inner is None:
+                    return None
+                total += inner
+            elif opcode not in _NO_KERNEL and not opcode.endswith("-done"):
+                total += 1
+        return total
+
+    return count(entry) if entry else None

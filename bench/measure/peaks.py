@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import timing
+from .launches import measure_launch_cost
 
 
 def measure_peaks(
@@ -23,7 +24,9 @@ def measure_peaks(
     bandwidth_bytes_per_s, matmul_n, copy_bytes, ...}}``, each the best of several synced
     repetitions (a peak is a best case). With ``thin_batches``, ``float32`` also holds
     ``thin_dots``: the ceiling of the ``[784, 10]`` step's own dots at each of those batch sizes
-    (:mod:`bench.measure.ceilings`), which a 2048-square peak says nothing about.
+    (:mod:`bench.measure.ceilings`), which a 2048-square peak says nothing about. Every key
+    also holds ``launch``: the cost of one kernel launch on the device
+    (:mod:`bench.measure.launches`).
     """
     import jax
 
@@ -51,6 +54,9 @@ def measure_peaks(
         mm, a = _matmul(key, n, dev)
         rate = _best_rate(lambda mm=mm, a=a: mm(a, a), 2.0 * n**3, reps=3 if quick else 6)
         out[key] = {"matmul_flops_per_s": rate, "matmul_n": n, **memory}
+    launch = measure_launch_cost(backend, quick=quick)
+    for figures in out.values():
+        figures["launch"] = dict(launch)
     if thin_batches and "float32" in out:
         from .ceilings import measure_thin_ceilings
 

@@ -436,6 +436,7 @@ def measure(
         "device_peak_bytes_in_use": peak,
         "hlo_ops": None,
         "hlo_fusions": None,
+        "launches_per_call": None,
         "recompiles": (
             graphs_after - graphs_before
             if graphs_before is not None and graphs_after is not None

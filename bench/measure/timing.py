@@ -145,6 +145,7 @@ def compiled_facts(compiled: Any) -> dict[str, Any]:
         "peak_memory_bytes": None,
         "hlo_ops": None,
         "hlo_fusions": None,
+        "launches_per_call": None,
     }
     with contextlib.suppress(Exception):
         cost = compiled.cost_analysis()
@@ -165,7 +166,9 @@ def compiled_facts(compiled: Any) -> dict[str, Any]:
                 - mem.alias_size_in_bytes
             )
     with contextlib.suppress(Exception):
-        facts.update(hlo.counts(compiled.as_text()))
+        text = compiled.as_text()
+        facts.update(hlo.counts(text))
+        facts["launches_per_call"] = hlo.launches(text)
     return facts
 
 

@@ -22,6 +22,11 @@ FLOP/s its own dot shapes reach, :mod:`bench.measure.ceilings`).
 7. ``deep epoch``: the fused deep-net epoch within 1.15× of its compute bound (epoch FLOPs over
    the peak matmul FLOP/s).
 
+On a GPU or TPU two more: ``deep net bf16 peak`` (the deep net's bfloat16 update at batch
+≥ 4096 at ≥ 50% of the bfloat16 matmul peak) and ``launch floor`` (at batch 32 and 128 the
+fastest fused step within 1.5× of its launch floor: ``launch_floor_s``, the launches its
+compiled step runs times the cost of one measured in the same run).
+
 Rows are held one device against one device (or its bound), each target's arithmetic on both
 sides, per machine and backend; the fastest of a variant's named options (layout, compile
 options) counts, and the line says which. A target whose rows are not in the run is listed as
@@ -43,7 +48,17 @@ CELLS = [(layers, b) for layers in (LOGREG, DEEP) for b in (32, 128, 1024, 4096)
 #: the arithmetic of a dtype's rows: float32 at full precision, bfloat16 in every matmul
 PRECISION = {"float32": "highest", "bfloat16": "bf16"}
 COLUMNS = ["machine", "backend", "target", "configuration", "measured", "bound", "goal", "verdict"]
-NUMERIC = ("batch_size", "step_median_s", "steps_per_call", "flops", "bound_s", "min_bytes")
+NUMERIC = (
+    "batch_size",
+    "step_median_s",
+    "steps_per_call",
+    "flops",
+    "bound_s",
+    "min_bytes",
+    "launch_floor_s",
+    "launches_per_step",
+    "launch_s",
+)
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -128,6 +143,7 @@ def _for_machine(ok: pd.DataFrame) -> list[dict[str, Any]]:
         *_vs_peer(ok, "torch-compile", "bfloat16", only_measured=True),
         *_deep_peak(ok),
         *_accelerator_bf16_peak(ok),
+        *_launch_floor(ok),
         _bandwidth_bound(ok),
         *_predict_bound(ok),
         *_fused_epoch(ok),
@@ -198,6 +214,39 @@ def _accelerator_bf16_peak(ok: pd.DataFrame) -> list[dict[str, Any]]:
     measured = f"{_name(best)} batch {int(best['batch_size'])}: {pf:.1%} of peak"
     bound = f"bfloat16 matmul peak {peak / 1e12:.1f} TFLOP/s"
     return [_line("deep net bf16 peak", cell, measured, bound, goal, pf >= 0.5)]
+
+
+def _launch_floor(ok: pd.DataFrame) -> list[dict[str, Any]]:
+    """On a GPU or TPU, where kernel launches dominate a small batch's step: the fastest fused
+    step (a JAX update making several steps a call, ``scan``'s, or the fused epoch) of each
+    network at batch 32 and 128, float32, within 1.5× of its launch floor (the launches its
+    compiled step runs times the cost of one, measured in the same run:
+    :mod:`bench.measure.launches`)."""
+    if (ok["backend"] == "cpu").all() or "launch_floor_s" not in ok.columns:
+        return []
+    goal = "≤ 1.5× launch floor"
+    fused_epoch = (ok["kernel"] == "epoch") & (ok["variant"] == "scan")
+    fused_update = (ok["kernel"] == "update") & (ok["steps_per_call"] > 1)
+    fused = ok[(ok["framework"] == "jax") & (fused_epoch | fused_update)]
+    out = []
+    for layers in (LOGREG, DEEP):
+        for b in (32, 128):
+            cell = f"{layers} batch {b}"
+            rows = _select(fused, layer_sizes=layers, batch_size=b, dtype="float32")
+            rows = rows[rows["launch_floor_s"].notna()]
+            best = None if rows.empty else rows.loc[rows["step_median_s"].idxmin()]
+            floor = None if best is None else _number(best.get("launch_floor_s"))
+            if best is None or floor is None:
+                out.append(_line("launch floor", cell, "—", "—", goal, None))
+                continue
+            t = best["step_median_s"]
+            measured = f"{_name(best)} {best['kernel']} {_ms(t)} a step ({t / floor:.2f}×)"
+            bound = (
+                f"{_ms(floor)} = {best['launches_per_step']:.1f} launches × "
+                f"{best['launch_s'] * 1e6:.2f} µs"
+            )
+            out.append(_line("launch floor", cell, measured, bound, goal, t / floor <= 1.5))
+    return out
 
 
 def _bound_text(row: Any, scale: int = 1) -> str:

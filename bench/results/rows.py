@@ -147,8 +147,11 @@ def derive(row: Row, peaks: dict[str, Any]) -> Row:
     row["ceiling_flops_per_s"] = thin or row["peak_flops_per_s"]
     row["ceiling"] = "thin-dots" if thin else ("matmul-peak" if row["peak_flops_per_s"] else None)
     row["above_peak"] = False
+    row.update(launch_floor(row, peak))
     if row.get("status") != "ok" or not t or t <= 0:
         return row
+    if row["launch_floor_s"]:
+        row["launch_ratio"] = t / row["launch_floor_s"]
     row["min_bytes"] = nbytes = min_bytes(row)
     flops = row.get("flops") or 0.0
     row["examples_per_s"] = row["batch_size"] * (row.get("work_multiplier") or 1) / t
@@ -170,6 +173,25 @@ def derive(row: Row, peaks: dict[str, Any]) -> Row:
     # is not: data a step re-reads from cache beats the DRAM bandwidth the roofline divides by.)
     row["above_peak"] = row["peak_fraction"] is not None and row["peak_fraction"] > 1.0
     return row
+
+
+def launch_floor(row: Row, peak: dict[str, Any]) -> Row:
+    """The launch floor of a row's step: the kernels its compiled step launches
+    (``launches_per_call / steps_per_call``) times the cost of one launch measured in the run
+    (:mod:`bench.measure.launches`); the least time the step could take were launching all it
+    did. Columns ``launch_s``, ``launches_per_step``, ``launch_floor_s``, ``launch_ratio``
+    (None where a figure is missing; the ratio is filled in by :func:`derive`)."""
+    out: Row = dict.fromkeys(("launch_s", "launches_per_step", "launch_floor_s", "launch_ratio"))
+    cost = (peak.get("launch") or {}).get("launch_s")
+    per_call = row.get("launches_per_call")
+    steps = row.get("steps_per_call") or 1
+    if isinstance(per_call, (int, float)) and per_call > 0:
+        out["launches_per_step"] = per_call / steps
+    if isinstance(cost, (int, float)) and cost > 0:
+        out["launch_s"] = float(cost)
+        if out["launches_per_step"]:
+            out["launch_floor_s"] = cost * out["launches_per_step"]
+    return out
 
 
 def finish(row: Row, spec: Spec, run_id: str, peaks: dict[str, Any]) -> Row:

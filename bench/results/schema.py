@@ -147,6 +147,15 @@ COLUMNS: dict[str, str] = {
     "measures the peaks again and derives every row anew",
     "hlo_ops": "instructions in the optimized HLO",
     "hlo_fusions": "fusion instructions in the optimized HLO",
+    "launches_per_call": "kernels one call launches, from the optimized HLO: every instruction "
+    "that runs, a loop body's as many times as its trip count, fused instructions inside their "
+    "fusion's one kernel (empty: a loop of unknown trip count, or no HLO)",
+    "launches_per_step": "launches_per_call / steps_per_call",
+    "launch_s": "the cost of one kernel launch on this backend, measured in the same run inside "
+    "a compiled loop of tiny kernels (s)",
+    "launch_floor_s": "launch_s * launches_per_step: the least time the step could take were "
+    "launching its kernels all it did (s)",
+    "launch_ratio": "step_median_s / launch_floor_s: near 1, the step is bound by its launches",
     "recompiles": "backend compiles during the steady-state samples (must be 0)",
     "wall_s": "wall time spent on this configuration (s)",
     "canary_ratio": "how slow the worker's canary (a fixed reference workload) ran around this "
@@ -183,6 +192,7 @@ DETERMINISTIC_COLUMNS = (
     "recompiles",
     "hlo_ops",
     "hlo_fusions",
+    "launches_per_call",
     "xla_flops",
     "bytes_accessed",
     "peak_memory_bytes",

@@ -59,6 +59,11 @@ def best_peaks(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             for key in PEAK_RATES:
                 if isinstance(figures.get(key), (int, float)):
                     mine[key] = max(mine.get(key) or 0.0, figures[key])
+            launch = figures.get("launch") or {}
+            if (launch.get("launch_s") or float("inf")) < (
+                (mine.get("launch") or {}).get("launch_s") or float("inf")
+            ):
+                mine["launch"] = dict(launch)  # the cheaper launch: a slow spell adds to it
             for batch, ceiling in (figures.get("thin_dots") or {}).items():
                 have = mine.setdefault("thin_dots", {}).get(batch)
                 rate = ceiling.get("ceiling_flops_per_s") or 0.0

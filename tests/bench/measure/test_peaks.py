@@ -71,3 +71,5 @@ def test_a_quick_probe_returns_every_key_asked_for():
     assert f32["bandwidth_bytes_per_s"] == bf16["bandwidth_bytes_per_s"]
     assert f32["bandwidth_bytes_per_s"] == max(f32["copy_bytes_per_s"], f32["read_bytes_per_s"])
     assert f32["copy_bytes"] == 64 * 2**20
+    # the cost of a kernel launch, one measurement for every key
+    assert f32["launch"] == bf16["launch"] and f32["launch"]["launch_s"] > 0

@@ -424,8 +424,11 @@ def test_measure_predict_for_jit():
 # --- the epoch kernel -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["notebook", "jit", "scan"])
-def test_measure_epoch_times_whole_epochs(variant):
+@pytest.mark.parametrize(
+    ("variant", "dtype"),
+    [("notebook", "float32"), ("jit", "float32"), ("scan", "float32"), ("jit", "bfloat16")],
+)
+def test_measure_epoch_times_whole_epochs(variant, dtype):
     from bench.measure.epoch import measure_epoch
     from mnist_kernels.data import pixels_to_float
 
@@ -435,6 +438,8 @@ def test_measure_epoch_times_whole_epochs(variant):
     spec = {**spec_for(variant), "kernel": "epoch", "layer_sizes": [784, 10], "batch_size": 128}
     if variant == "notebook":
         spec["grad_layout"] = "stock"
+    if dtype == "bfloat16":  # a bfloat16 row's precision names its arithmetic
+        spec.update(dtype="bfloat16", precision="bf16")
     row = measure_epoch(spec, images, labels, TimingSettings.preset("quick"))
     resident = {"scan": "uint8"}.get(variant, "host float32")
     assert row["options"]["resident"] == resident  # the fused epoch keeps the stored bytes
@@ -447,6 +452,12 @@ def test_measure_epoch_times_whole_epochs(variant):
     assert row["step_median_s"] * row["steps_per_call"] == pytest.approx(
         np.median(np.asarray(row["samples_s"]) * 8)
     )
+    # the kernels an epoch launches: a loop's are its steps' (8 calls of one step); the fused
+    # epoch's are counted through its loop
+    launches = row["launches_per_call"]
+    assert launches is not None and launches >= 8 * 4
+    if variant != "scan":
+        assert launches % 8 == 0
 
 
 def test_a_worker_pays_the_one_time_compile_costs_before_it_measures():

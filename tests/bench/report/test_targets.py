@@ -178,3 +178,71 @@ def test_accelerator_targets_are_held_per_backend() -> None:
     )
     assert ("cpu", "deep net bf16 peak") not in {k[:2] for k in got.index}
     assert ("cpu", "vs torch-compile") not in {k[:2] for k in got.index}
+
+
+def test_the_launch_floor_holds_the_fused_steps_of_an_accelerator() -> None:
+    """On a GPU, at batch 32 and 128, the fastest fused step (``scan``'s update, the fused
+    epoch; never a Python loop of steps) against its launch floor: 1.5x met, beyond not, a
+    missing figure not measured; a CPU gets no such line."""
+    gpu = {"backend": "gpu", "device_kind": "NVIDIA H200"}
+    launch = {"launch_s": 4e-6, "launches_per_step": 10.0}
+    df = frame(
+        [
+            # [784, 10] b128: the scan update, 48 us a step against a 40 us floor -> met; the
+            # notebook's loop of steps is quicker here but is not a fused step
+            {
+                **gpu,
+                **launch,
+                "variant": "scan",
+                "steps_per_call": 8,
+                "step_median_s": 48e-6,
+                "launch_floor_s": 40e-6,
+            },
+            {
+                **gpu,
+                **launch,
+                "variant": "notebook",
+                "kernel": "epoch",
+                "steps_per_call": 469,
+                "step_median_s": 10e-6,
+                "launch_floor_s": 40e-6,
+            },
+            # b32: the fused epoch, 100 us a step against 40 -> NOT met
+            {
+                **gpu,
+                **launch,
+                "variant": "scan",
+                "kernel": "epoch",
+                "batch_size": 32,
+                "steps_per_call": 1875,
+                "step_median_s": 100e-6,
+                "launch_floor_s": 40e-6,
+            },
+            # the deep net at 128 has no launch figure -> not measured
+            {
+                **gpu,
+                "variant": "scan",
+                "layer_sizes": targets.DEEP,
+                "steps_per_call": 8,
+                "step_median_s": 1e-3,
+            },
+            # the CPU's fused step: no launch line for it
+            {
+                **launch,
+                "variant": "scan",
+                "steps_per_call": 8,
+                "step_median_s": 48e-6,
+                "launch_floor_s": 4e-7,
+            },
+        ]
+    )
+    got = targets.evaluate(df).set_index(["backend", "target", "configuration"])
+    logreg, deep = targets.LOGREG, targets.DEEP
+    line = got.loc[("gpu", "launch floor", f"{logreg} batch 128")]
+    assert line["verdict"] == "met"
+    assert line["measured"] == "scan update 0.048 ms a step (1.20×)"
+    assert line["bound"] == "0.040 ms = 10.0 launches × 4.00 µs"
+    line = got.loc[("gpu", "launch floor", f"{logreg} batch 32")]
+    assert line["verdict"] == "NOT met" and "scan epoch 0.100 ms a step (2.50×)" in line["measured"]
+    assert got.loc[("gpu", "launch floor", f"{deep} batch 128"), "verdict"] == "not measured"
+    assert ("cpu", "launch floor") not in {k[:2] for k in got.index}

@@ -329,3 +329,45 @@ def test_the_better_of_two_ceiling_measurements_is_kept():
     best = best_peaks(peaks(5.0, 9.0), peaks(7.0, 3.0))["cpu"]["float32"]["thin_dots"]
     assert best["128"] == {"ceiling_flops_per_s": 7.0, "forward_form": "a7.0"}
     assert best["4096"] == {"ceiling_flops_per_s": 9.0, "forward_form": "b9.0"}
+
+
+def test_a_rows_launch_floor_is_its_launches_a_step_times_the_cost_of_one():
+    """launch_floor_s = launches_per_call / steps_per_call x the run's cost of one launch (of
+    the row's backend); missing figures leave the columns empty, never a guess."""
+    peaks = {"gpu": {"float32": {"matmul_flops_per_s": 1e14, "launch": {"launch_s": 2e-6}}}}
+    base = {
+        "status": "ok",
+        "backend": "gpu",
+        "dtype": "float32",
+        "precision": "highest",
+        "n_devices": 1,
+        "batch_size": 128,
+        "layer_sizes": "784,10",
+        "kernel": "update",
+        "flops": 1e6,
+        "steps_per_call": 8,
+        "launches_per_call": 8 * 12 + 1,
+        "step_median_s": 5e-5,
+    }
+    row = rows.derive(dict(base), peaks)
+    assert row["launches_per_step"] == pytest.approx(97 / 8)
+    assert row["launch_floor_s"] == pytest.approx(2e-6 * 97 / 8)
+    assert row["launch_ratio"] == pytest.approx(5e-5 / (2e-6 * 97 / 8))
+    assert row["launch_s"] == 2e-6
+    for missing in ({"launches_per_call": None}, {"backend": "cpu"}):
+        row = rows.derive({**base, **missing}, peaks)
+        assert row["launch_floor_s"] is None and row["launch_ratio"] is None, missing
+    failed = rows.derive({**base, "status": "error"}, peaks)
+    assert failed["launch_ratio"] is None
+
+
+def test_the_cheaper_of_two_launch_measurements_is_kept():
+    """A slow spell only ever adds to a launch's cost: of the run's two measurements the
+    cheaper one is the machine's."""
+    from bench.runner.probe import best_peaks
+
+    def peaks(cost):
+        return {"gpu": {"float32": {"matmul_flops_per_s": 1.0, "launch": {"launch_s": cost}}}}
+
+    assert best_peaks(peaks(3e-6), peaks(2e-6))["gpu"]["float32"]["launch"]["launch_s"] == 2e-6
+    assert best_peaks(peaks(2e-6), peaks(3e-6))["gpu"]["float32"]["launch"]["launch_s"] == 2e-6
