@@ -264,7 +264,10 @@ class Builder:
             "against the bandwidth bound, predict and the fused epoch against their bounds "
             "(the larger of compute, at the ceiling of the row's own dot shapes where "
             "measured, and bytes at the measured bandwidth), the fused epoch against the "
-            "notebook's own loop and the deep epoch against its compute bound.",
+            "notebook's own loop and the deep epoch against its compute bound; on a GPU or "
+            "TPU also the deep net's bfloat16 update against half the bfloat16 peak and the "
+            "fused steps at batch 32 and 128 against their launch floor (the launches a "
+            "compiled step runs times the cost of one, measured in the same run).",
         )
         self.table(
             sec, "targets", "performance targets", targets.evaluate(df), "no rows with status ok"
