@@ -1,0 +1,128 @@
+"""Where the [784, 10] predict's time goes at batch 4096 on this CPU.
+
+Run from the repository root (nothing else running)::
+
+    python docs/limits/predict_evidence.py > docs/limits/predict-cpu-2c-epyc.md
+
+1. **Taken apart**: the predict as the model computes it (``x @ w + b``, then ``z - logsumexp(z)``,
+   the notebook's log-softmax), its dot alone and the dot with the bias, each in one compiled loop
+   of predicts on a resident batch (a loop-carried nudge of ``w`` keeps any from being hoisted),
+   timed in alternating rounds in one process, under each compile set that aims at step time;
+   beside them the bound the targets table uses (the forward dot's ceiling,
+   ``bench.measure.ceilings``, and the bytes at the measured bandwidth).
+2. **XLA flags**, each a compile option of the same loop: fast math, the fusion emitters off,
+   512-bit vectors. Every form and flag gives the same log-probabilities (checked, to 1e-5).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+BATCH = 4096
+LOOP = 20
+ROUNDS = 40
+
+
+def _loop(f: Any) -> Any:
+    import jax.numpy as jnp
+    from jax import lax
+
+    def run(params: Any, x: Any) -> Any:
+        def body(c: Any, _: Any) -> tuple[Any, None]:
+            w, b = params[0]
+            out = f([(w + c * 1e-30, b)], x)
+            return c + out[0, 0] * 1e-30, None
+
+        return lax.scan(body, jnp.float32(0), None, length=LOOP)[0]
+
+    return run
+
+
+def main() -> None:
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from bench import catalog
+    from bench.measure.ceilings import measure_thin_ceilings
+    from bench.measure.peaks import measure_peaks
+    from mnist_kernels import model
+    from mnist_kernels.matmul import Compute
+
+    hi = lax.Precision.HIGHEST
+    x = jnp.asarray(np.random.RandomState(0).rand(BATCH, 784).astype(np.float32))
+    params = jax.device_put(model.init_params([784, 10]))
+    forms = {
+        "predict": lambda p, x: model.predict(p, x, Compute()),
+        "dot": lambda p, x: jnp.dot(x, p[0][0], precision=hi),
+        "dot + bias": lambda p, x: jnp.dot(x, p[0][0], precision=hi) + p[0][1],
+    }
+    sets = {name: catalog.compiler_options(name, "cpu") for name in catalog.STEP_TIME_OPTIONS}
+    flags = {
+        "fast math": {"xla_cpu_enable_fast_math": True},
+        "fusion emitters off": {"xla_cpu_use_fusion_emitters": False},
+        "512-bit vectors": {"xla_cpu_prefer_vector_width": 512},
+    }
+    ref = jax.jit(forms["predict"])(params, x)
+    compiled = {}
+    for set_name, options in sets.items():
+        for name, f in forms.items():
+            compiled[(name, set_name)] = jax.jit(_loop(f), compiler_options=options or None)
+    for flag, options in flags.items():
+        compiled[("predict", flag)] = jax.jit(_loop(forms["predict"]), compiler_options=options)
+        got = jax.jit(forms["predict"], compiler_options=options)(params, x)
+        assert float(jnp.max(jnp.abs(got - ref))) < 1e-5, flag
+    compiled = {k: fn.lower(params, x).compile() for k, fn in compiled.items()}
+    times: dict[Any, list[float]] = {k: [] for k in compiled}
+    for fn in compiled.values():
+        jax.block_until_ready(fn(params, x))
+    for _ in range(ROUNDS):
+        for k, fn in compiled.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(params, x))
+            times[k].append((time.perf_counter() - t0) / LOOP)
+    ceiling = measure_thin_ceilings("cpu", [BATCH])[str(BATCH)]
+    bandwidth = measure_peaks("cpu", ["float32"], quick=True)["float32"]["bandwidth_bytes_per_s"]
+    bound_bytes = 4.0 * (BATCH * (784 + 10) + 7850) / bandwidth
+    bound = max(ceiling["forward_s"], bound_bytes)
+
+    print("# The [784, 10] predict at batch 4096 on this CPU\n")
+    print(
+        f"JAX {jax.__version__}, {os.cpu_count()} CPUs; `python docs/limits/predict_evidence.py`.\n"
+    )
+    print("## Taken apart\n")
+    print(
+        f"{ROUNDS} rounds of {LOOP} predicts in one compiled loop each, forms alternating; "
+        "medians, and the median over rounds of each form's time over the predict's "
+        "(standard) in the same round.\n"
+    )
+    base = np.array(times[("predict", catalog.STANDARD_COMPILE)])
+    print("| form | compile options | a call | / bound | / predict, same round |")
+    print("|---|---|---|---|---|")
+    for (name, options), ts in times.items():
+        if options in sets:
+            t = float(np.median(ts))
+            paired = float(np.median(np.array(ts) / base))
+            print(f"| {name} | {options} | {t * 1e3:.3f} ms | {t / bound:.2f}× | {paired:.2f} |")
+    print(
+        f"| the bound: forward dot alone ({ceiling['forward_form']}) | | "
+        f"{ceiling['forward_s'] * 1e3:.3f} ms | | |"
+    )
+    print(
+        f"| the bound: {BATCH * 794 * 4 / 1e6:.1f} MB at {bandwidth / 1e9:.1f} GB/s | | "
+        f"{bound_bytes * 1e3:.3f} ms | | |\n"
+    )
+    print("## XLA flags\n")
+    print("| compile option | predict | / standard, same round |")
+    print("|---|---|---|")
+    for flag in flags:
+        ts = np.array(times[("predict", flag)])
+        print(f"| {flag} | {np.median(ts) * 1e3:.3f} ms | {np.median(ts / base):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
