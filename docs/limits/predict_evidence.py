@@ -12,6 +12,9 @@ Run from the repository root (nothing else running)::
    ``bench.measure.ceilings``, and the bytes at the measured bandwidth).
 2. **XLA flags**, each a compile option of the same loop: fast math, the fusion emitters off,
    512-bit vectors. Every form and flag gives the same log-probabilities (checked, to 1e-5).
+3. **The log-softmax's form**: the model's ``z - logsumexp(z)`` (the notebook's) against
+   ``jax.nn.log_softmax``, in the predict and in the SGD update at batch 4096 (the model's tuned
+   dots, standard compile options, jitted calls back to back, alternating rounds).
 """
 
 from __future__ import annotations
@@ -122,6 +125,65 @@ def main() -> None:
     for flag in flags:
         ts = np.array(times[("predict", flag)])
         print(f"| {flag} | {np.median(ts) * 1e3:.3f} ms | {np.median(ts / base):.2f} |")
+    log_softmax_forms()
+
+
+def log_softmax_forms() -> None:
+    """The predict and the update at batch 4096 with each form of the log-softmax."""
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import logsumexp
+
+    from mnist_kernels import model
+    from mnist_kernels.matmul import Compute, matmul
+
+    rng = np.random.RandomState(1)
+    x = jnp.asarray(rng.rand(BATCH, 784).astype(np.float32))
+    y = jax.nn.one_hot(rng.randint(0, 10, BATCH), 10)
+    forms = {
+        "z - logsumexp(z)": lambda z: z - logsumexp(z, axis=-1, keepdims=True),
+        "jax.nn.log_softmax": lambda z: jax.nn.log_softmax(z, axis=-1),
+    }
+
+    def kernels(lsm: Any) -> dict[str, Any]:
+        def predict(p: Any, x: Any, y: Any) -> Any:
+            w, b = p[0]
+            return lsm(matmul(x, w, Compute()) + b)
+
+        def update(p: Any, x: Any, y: Any) -> Any:  # the model's loss, the labels an argument
+            grads = jax.grad(lambda p: -jnp.mean(jnp.sum(predict(p, x, y) * y, -1)))(p)
+            return model.sgd(p, grads, 0.001)
+
+        return {"predict": predict, "update": update}
+
+    params = jax.device_put(model.init_params([784, 10]))
+    compiled = {
+        (kernel, form): jax.jit(fn).lower(params, x, y).compile()
+        for form, lsm in forms.items()
+        for kernel, fn in kernels(lsm).items()
+    }
+    times: dict[Any, list[float]] = {k: [] for k in compiled}
+    for fn in compiled.values():
+        jax.block_until_ready(fn(params, x, y))
+    for _ in range(ROUNDS // 2):
+        for k, fn in compiled.items():
+            t0 = time.perf_counter()
+            for _ in range(5):  # calls back to back, as the suite times a step
+                out = fn(params, x, y)
+            jax.block_until_ready(out)
+            times[k].append((time.perf_counter() - t0) / 5)
+    print(
+        f"\n## The log-softmax's form\n\nBatch {BATCH}, standard options, {ROUNDS // 2} rounds of 5 calls.\n"
+    )
+    print("| kernel | z - logsumexp(z) | jax.nn.log_softmax | ratio, same round |")
+    print("|---|---|---|---|")
+    for kernel in ("predict", "update"):
+        a = np.array(times[(kernel, "z - logsumexp(z)")])
+        b = np.array(times[(kernel, "jax.nn.log_softmax")])
+        print(
+            f"| {kernel} | {np.median(a) * 1e3:.3f} ms | {np.median(b) * 1e3:.3f} ms "
+            f"| {np.median(b / a):.2f} |"
+        )
 
 
 if __name__ == "__main__":
