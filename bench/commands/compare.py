@@ -25,8 +25,9 @@ matched by each benchmark's ``fullname``. For every matched row:
   side: the ratio, no verdict.
 - **deterministic figures** (``--fail-on hlo``): ``recompiles``, ``hlo_ops``,
   ``hlo_fusions`` and ``launches_per_call`` must be equal; ``xla_flops``, ``bytes_accessed``
-  and ``peak_memory_bytes`` equal within a relative 1e-6. Every change is reported with both numbers, and
-  ``recompiles > 0`` in CURRENT is always reported. Figures missing on either side are skipped.
+  and ``peak_memory_bytes`` equal within a relative 1e-6. Every change is reported with both
+  numbers, and ``recompiles > 0`` in CURRENT is always reported. Figures missing on either
+  side are skipped.
 
 Exit codes: 0 no regression; 1 at least one failure of a metric named in ``--fail-on``; 2 bad
 input. When the two sides' hardware fingerprints differ a warning is printed and nothing
@@ -60,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "A step time is 'slower' only when its ratio > --factor AND its one-sided p-value over "
         "passes (worker processes: a t test of paired log ratios for the two sides of one bench "
         "ab, Welch's for separate runs), Holm-corrected over all configurations, < --alpha; a "
-        "side of one pass gets no verdict. Deterministic figures (--fail-on hlo): recompiles, hlo_ops, "
-        "hlo_fusions and launches_per_call must match exactly; xla_flops, bytes_accessed and peak_memory_bytes "
-        "within a relative 1e-6. When the hardware fingerprints differ, a warning is printed "
+        "side of one pass gets no verdict. Deterministic figures (--fail-on hlo): recompiles, "
+        "hlo_ops, hlo_fusions and launches_per_call must match exactly; xla_flops, "
+        "bytes_accessed and peak_memory_bytes within a relative 1e-6. When the hardware fingerprints differ, a warning is printed "
         "and the exit code is 0 unless --allow-different-hardware."
     )
     parser.add_argument(

@@ -232,9 +232,8 @@ def _launch_floor(ok: pd.DataFrame) -> list[dict[str, Any]]:
     for layers in (LOGREG, DEEP):
         for b in (32, 128):
             cell = f"{layers} batch {b}"
-            rows = _select(fused, layer_sizes=layers, batch_size=b, dtype="float32")
-            rows = rows[rows["launch_floor_s"].notna()]
-            best = None if rows.empty else rows.loc[rows["step_median_s"].idxmin()]
+            measured_floor = fused[fused["launch_floor_s"].notna()]
+            best = _fastest(measured_floor, layer_sizes=layers, batch_size=b, dtype="float32")
             floor = None if best is None else _number(best.get("launch_floor_s"))
             if best is None or floor is None:
                 out.append(_line("launch floor", cell, "—", "—", goal, None))
