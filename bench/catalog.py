@@ -62,6 +62,10 @@ STANDARD_COMPILE = "standard"
 #: NVIDIA GPUs, no autotuning of the kernels' configurations. ``no-ynnpack``: on CPU, no
 #: YNNPACK fusions (XLA's own kernels and Eigen run the dots and reductions instead): a thin
 #: dot (10 outputs) runs about 1.5x faster so, a large bfloat16 one 2x slower.
+#: ``ynnpack-dots``: on CPU, YNNPACK runs the dots alone and XLA's own loops the reductions
+#: and elementwise ops (XLA's own options also give YNNPACK the reductions, which it runs about
+#: 2x slower than XLA's loops over rows of 10 classes: the thin predict's log-softmax; see
+#: docs/limits/predict-cpu-2c-epyc.md).
 COMPILE_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     STANDARD_COMPILE: {"cpu": {}, "gpu": {}, "tpu": {}},
     "fast-compile": {
@@ -69,12 +73,15 @@ COMPILE_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"xla_gpu_autotune_level": 0},
     },
     "no-ynnpack": {"cpu": {"xla_cpu_experimental_ynn_fusion_type": ""}},
+    "ynnpack-dots": {
+        "cpu": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    },
 }
 
 
 #: the sets that aim at step time (``fast-compile`` gives it up for compile time): what a
 #: ceiling is measured under (:mod:`bench.measure.ceilings`)
-STEP_TIME_OPTIONS = (STANDARD_COMPILE, "no-ynnpack")
+STEP_TIME_OPTIONS = (STANDARD_COMPILE, "no-ynnpack", "ynnpack-dots")
 
 
 def compiler_options(name: str, backend: str) -> dict[str, Any] | None:

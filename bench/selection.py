@@ -171,6 +171,10 @@ def _default() -> list[Grid]:
             compile_options=("no-ynnpack",),
         ),
         Grid("compile", ("jit",), ("predict",), (DEEP,), (4096,), compile_options=("no-ynnpack",)),
+        # YNNPACK for the dots alone: the thin predict's log-softmax in XLA's own loops
+        Grid(
+            "compile", ("jit",), ("predict",), (LOGREG,), (4096,), compile_options=("ynnpack-dots",)
+        ),
         # stock jax.grad beside the tuned layout, for the cells the peers are compared in
         Grid(
             "stock",
@@ -226,7 +230,8 @@ def _full() -> list[Grid]:
 def _targets() -> list[Grid]:
     """The rows the targets table holds (:mod:`bench.report.targets`), and no others: the peers'
     cells in float32 and bfloat16 (each of JAX's layouts for bfloat16), predict and the update at
-    the large batch without YNNPACK's dot fusions, the epochs. About 3 minutes on 2 cores."""
+    the large batch without YNNPACK's fusions (and the thin predict with YNNPACK's dots alone),
+    the epochs. About 3 minutes on 2 cores."""
     cells = (32, 128, 1024, 4096)
     return [
         Grid("batch", ("jit", "scan", "torch-eager"), ("update",), (LOGREG, DEEP), cells),
@@ -243,6 +248,9 @@ def _targets() -> list[Grid]:
         Grid("compiled", ("torch-compile",), ("update",), (LOGREG, DEEP), (128, 4096)),
         Grid(
             "compile", ("jit",), KERNELS, (LOGREG, DEEP), (4096,), compile_options=("no-ynnpack",)
+        ),
+        Grid(
+            "compile", ("jit",), ("predict",), (LOGREG,), (4096,), compile_options=("ynnpack-dots",)
         ),
         Grid("epoch", ("notebook", "jit", "scan"), ("epoch",), (LOGREG,), (128,)),
         Grid("epoch", ("scan",), ("epoch",), (LOGREG,), (128,), compile_options=("no-ynnpack",)),

@@ -75,7 +75,8 @@ def _add_compile_arguments(p: argparse.ArgumentParser) -> None:
         type=csv,
         help="named sets of XLA compile options, a comma list measures each: "
         f"{', '.join(catalog.COMPILE_OPTIONS)} (standard: XLA's own, the default; fast-compile "
-        "trades step time for compile time); the JAX variants but pmap",
+        "trades step time for compile time; no-ynnpack and ynnpack-dots: where XLA:CPU runs the dots "
+        "and reductions); the JAX variants but pmap",
     )
     p.add_argument(
         "--cached-compile",

@@ -77,9 +77,9 @@ COLUMNS: dict[str, str] = {
     "grad_layout": "weight-gradient layout: tuned ((dz.T @ x).T for layers of at most 64 "
     "outputs) or stock (jax.grad's x.T @ dz; the peers: their framework's own)",
     "compile_options": "the XLA compile options (jax.jit's compiler_options) as a named set of "
-    "bench.catalog.COMPILE_OPTIONS: standard (XLA's own) or fast-compile (CPU: LLVM optimisation "
-    "level 0, no expensive passes; NVIDIA GPU: no autotuning); they trade compile time for step "
-    "time",
+    "bench.catalog.COMPILE_OPTIONS: standard (XLA's own), fast-compile (CPU: LLVM optimisation "
+    "level 0, no expensive passes; NVIDIA GPU: no autotuning: compile time for step time), "
+    "no-ynnpack (CPU: no YNNPACK fusions) or ynnpack-dots (CPU: YNNPACK for the dots alone)",
     "steps_per_call": "SGD steps one call makes (scan: S)",
     "work_multiplier": "independent models per call (ensemble: K)",
     "dataset": "where the batches came from (fashion-mnist, mnist, synthetic)",

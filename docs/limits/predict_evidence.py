@@ -12,7 +12,9 @@ Run from the repository root (nothing else running)::
    ``bench.measure.ceilings``, and the bytes at the measured bandwidth).
 2. **XLA flags**, each a compile option of the same loop: fast math, the fusion emitters off,
    512-bit vectors. Every form and flag gives the same log-probabilities (checked, to 1e-5).
-3. **The log-softmax's form**: the model's ``z - logsumexp(z)`` (the notebook's) against
+3. **The log-softmax alone**, on a resident ``(4096, 10)`` array, under each of those compile
+   sets: which of XLA's kernels (YNNPACK's fusions or XLA's own loops) run its reductions.
+4. **The log-softmax's form**: the model's ``z - logsumexp(z)`` (the notebook's) against
    ``jax.nn.log_softmax``, in the predict and in the SGD update at batch 4096 (the model's tuned
    dots, standard compile options, jitted calls back to back, alternating rounds).
 """
@@ -125,7 +127,62 @@ def main() -> None:
     for flag in flags:
         ts = np.array(times[("predict", flag)])
         print(f"| {flag} | {np.median(ts) * 1e3:.3f} ms | {np.median(ts / base):.2f} |")
+    log_softmax_alone(sets)
     log_softmax_forms()
+
+
+def log_softmax_alone(sets: dict[str, Any]) -> None:
+    """The model's log-softmax by itself at batch 4096 under each compile set, and which kernels
+    run its reductions."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+    from jax.scipy.special import logsumexp
+
+    z = jnp.asarray(np.random.RandomState(2).randn(BATCH, 10).astype(np.float32))
+    loop = 5 * LOOP
+
+    def run(z: Any) -> Any:
+        def body(c: Any, _: Any) -> tuple[Any, None]:
+            zc = z + c
+            out = zc - logsumexp(zc, axis=-1, keepdims=True)
+            return c + out[0, 0] * 1e-30, None
+
+        return lax.scan(body, jnp.float32(0), None, length=loop)[0]
+
+    compiled = {
+        name: jax.jit(run, compiler_options=options or None).lower(z).compile()
+        for name, options in sets.items()
+    }
+    times: dict[str, list[float]] = {k: [] for k in compiled}
+    for fn in compiled.values():
+        jax.block_until_ready(fn(z))
+    for _ in range(ROUNDS):
+        for k, fn in compiled.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(z))
+            times[k].append((time.perf_counter() - t0) / loop)
+    print(
+        f"\n## The log-softmax alone\n\n`z - logsumexp(z)` over a resident ({BATCH}, 10) "
+        f"array, {ROUNDS} rounds of {loop} in one compiled loop each, sets alternating; "
+        "the kernels its reductions run in (from the optimized HLO).\n"
+    )
+    print("| compile options | a call | reductions run in |")
+    print("|---|---|---|")
+    for name, fn in compiled.items():
+        text = fn.as_text()
+        ynn = any("reduce(" in part for part in _ynn_fusions(text))
+        where = "YNNPACK fusions" if ynn else "XLA's own loops"
+        print(f"| {name} | {np.median(times[name]) * 1e6:.1f} µs | {where} |")
+
+
+def _ynn_fusions(hlo: str) -> list[str]:
+    """The bodies of the computations that YNNPACK fusions call in ``hlo``."""
+    import re
+
+    called = set(re.findall(r"calls=%([\w.-]+)[^\n]*__ynn_fusion", hlo))
+    bodies = re.split(r"\n(?=%)", hlo)
+    return [b for b in bodies if re.match(r"%([\w.-]+) ", b) and b.split()[0][1:] in called]
 
 
 def log_softmax_forms() -> None:

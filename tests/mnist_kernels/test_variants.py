@@ -278,13 +278,21 @@ def test_train_epoch_equals_notebook_loop():
 
 @pytest.mark.parametrize(
     ("layout", "xla"),
-    [("tuned", ()), ("packed", ()), ("tuned", (("xla_cpu_experimental_ynn_fusion_type", ""),))],
-    ids=["tuned", "packed", "no-ynnpack"],
+    [
+        ("tuned", ()),
+        ("packed", ()),
+        ("tuned", (("xla_cpu_experimental_ynn_fusion_type", ""),)),
+        (
+            "tuned",
+            (("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"),),
+        ),
+    ],
+    ids=["tuned", "packed", "no-ynnpack", "ynnpack-dots"],
 )
 def test_the_fused_epoch_on_the_stored_dataset_equals_the_float32_one(layout, xla):
     """The fused epoch keeps the dataset as stored (uint8 pixels and labels) and converts each
     batch inside the step: the same parameters as from load_dataset's float32 arrays, in every
-    layout and with XLA's YNNPACK fusions off."""
+    layout, with XLA's YNNPACK fusions off and with YNNPACK running the dots alone."""
     n, batch_size, lr = 1000, 128, 0.01
     rng = np.random.RandomState(4)
     pixels = rng.randint(0, 256, size=(n, 784)).astype(np.uint8)
