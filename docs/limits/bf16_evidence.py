@@ -2,7 +2,7 @@
 
 Run from the repository root (PyTorch installed, nothing else running)::
 
-    python docs/limits/bf16_evidence.py --batch-sizes 1024,4096 > docs/limits/bf16-cpu-2c-epyc.md
+    python docs/limits/bf16_evidence.py --batch-sizes 32,4096 > docs/limits/bf16-cpu-2c-epyc.md
 
 Three parts, each printed as a Markdown section:
 
@@ -15,8 +15,9 @@ Three parts, each printed as a Markdown section:
    layout: which dots XLA:CPU runs on bfloat16 operands and which it widens to float32.
 3. **XLA flags**: the whole update (the fastest layout) under each set of XLA flags tried, each
    in a fresh process (``XLA_FLAGS`` is read once), beside PyTorch's step.
-4. **The deep float32 step at batch 128** (the deep epoch's): each layer's dots alone, their
-   sum and the whole update against the compute bound at the 2048² peak.
+4. **The deep float32 step at batch 128** (the deep epoch's): each layer's dots alone (JAX's,
+   and the same dots in PyTorch and NumPy's BLAS), their sum and the whole update against the
+   compute bound at the 2048² peak.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ FLAG_SETS = {
     "XNNPACK": "--xla_cpu_use_xnnpack=true",
     "XNNPACK dot fusions": "--xla_cpu_experimental_xnn_fusion_type=LIBRARY_FUSION_TYPE_DOT",
     "no YNNPACK fusions": "--xla_cpu_experimental_ynn_fusion_type=",
+    "YNNPACK for the dots alone": (
+        "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+    ),
     "AVX-512 BF16 ISA cap": "--xla_cpu_max_isa=AVX512",
 }
 DEEP = [784, 1024, 1024, 10]
@@ -56,9 +60,19 @@ def best_of(fn: Any, sync: Any, reps: int = 7) -> float:
     return best
 
 
+#: the per-layer timings: every dot of every library in turn, :data:`CALLS` timed calls each
+#: after a warm one, and that :data:`PASSES` times, so that a slow spell of the shared machine
+#: (seconds long) does not fall on one library alone; each figure is a dot's best call. A dot's
+#: calls stay together: PyTorch's threads spin for a while after each of its calls, and JAX's
+#: sleep, so alternating libraries call by call would time each one's wake-up
+PASSES, CALLS = 3, 5
+
+Dots = dict[str, Any]  # "fwd" and "bwd": a call each, "sync": what waits for its result
+
+
 def _jax_layer(
     batch: int, m: int, n: int, first: bool, layout: str, dtype: str = "bfloat16"
-) -> tuple[float, float]:
+) -> Dots:
     """One layer's forward dot and its backward dots (the weight gradient, and the input
     gradient unless it is the first layer), as the model computes them in ``layout``: float32
     operands in, bfloat16 products (the conversions included)."""
@@ -76,29 +90,65 @@ def _jax_layer(
         backward = jax.jit(lambda x, w, g: jax.vjp(lambda v: matmul(x, v, c), w)[1](g))
     else:
         backward = jax.jit(lambda x, w, g: jax.vjp(lambda u, v: matmul(u, v, c), x, w)[1](g))
-    sync = jax.block_until_ready
-    return best_of(lambda: forward(x, w), sync), best_of(lambda: backward(x, w, g), sync)
+    return {
+        "fwd": lambda: forward(x, w),
+        "bwd": lambda: backward(x, w, g),
+        "sync": jax.block_until_ready,
+    }
 
 
-def _torch_layer(batch: int, m: int, n: int, first: bool) -> tuple[float, float]:
-    """The same layer in PyTorch's bfloat16 (``torch.matmul`` on bfloat16 tensors, autograd
-    for the backward), as the suite's peer computes it."""
+def _torch_layer(batch: int, m: int, n: int, first: bool, dtype: str = "bfloat16") -> Dots:
+    """The same layer in PyTorch (bfloat16: ``torch.matmul`` on bfloat16 tensors, autograd for
+    the backward, as the suite's peer computes it; float32: ``torch.matmul``). Autograd runs the
+    forward again: its time is taken off the backward's (:func:`_times`)."""
     import torch
 
+    low = getattr(torch, dtype)
     rng = np.random.RandomState(0)
     x = torch.tensor(rng.rand(batch, m), dtype=torch.float32, requires_grad=not first)
     w = torch.tensor(0.1 * rng.rand(m, n), dtype=torch.float32, requires_grad=True)
-    g = torch.tensor(rng.rand(batch, n), dtype=torch.bfloat16)
+    g = torch.tensor(rng.rand(batch, n), dtype=low)
     inputs = (w,) if first else (x, w)
 
     def forward() -> Any:
-        return torch.matmul(x.to(torch.bfloat16), w.to(torch.bfloat16))
+        return torch.matmul(x.to(low), w.to(low))
 
     def backward() -> Any:
         return torch.autograd.grad(forward(), inputs, g)
 
-    t_forward = best_of(forward, lambda r: r)
-    return t_forward, best_of(backward, lambda r: r) - t_forward
+    return {"fwd": forward, "bwd": backward, "sync": lambda r: r, "bwd_includes_fwd": True}
+
+
+def _numpy_layer(batch: int, m: int, n: int, first: bool) -> Dots:
+    """The same layer's float32 dots in NumPy (its BLAS): ``x @ w``; ``x.T @ g`` and, unless it
+    is the first layer, ``g @ w.T``."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(batch, m).astype(np.float32)
+    w = (0.1 * rng.rand(m, n)).astype(np.float32)
+    g = rng.rand(batch, n).astype(np.float32)
+
+    def backward() -> Any:
+        return (x.T @ g,) if first else (x.T @ g, g @ w.T)
+
+    return {"fwd": lambda: x @ w, "bwd": backward, "sync": lambda r: r}
+
+
+def _times(layers: dict[Any, Dots]) -> dict[Any, tuple[float, float]]:
+    """Each layer's best forward and backward seconds (:data:`PASSES` × :data:`CALLS`)."""
+    best = {(k, part): float("inf") for k in layers for part in ("fwd", "bwd")}
+    for _ in range(PASSES):
+        for k, dots in layers.items():
+            for part in ("fwd", "bwd"):
+                dots["sync"](dots[part]())  # compile, warm up, wake the threads
+                for _ in range(CALLS):
+                    t0 = time.perf_counter()
+                    dots["sync"](dots[part]())
+                    best[k, part] = min(best[k, part], time.perf_counter() - t0)
+    out = {}
+    for k, dots in layers.items():
+        fwd, bwd = best[k, "fwd"], best[k, "bwd"]
+        out[k] = (fwd, bwd - fwd if dots.get("bwd_includes_fwd") else bwd)
+    return out
 
 
 def per_layer(batch: int) -> str:
@@ -107,10 +157,15 @@ def per_layer(batch: int) -> str:
         "PyTorch fwd / bwd | torch/JAX packed, bwd |",
         "|---|---|---|---|---|",
     ]
-    for i, (m, n) in enumerate(itertools.pairwise(DEEP)):
-        tuned = _jax_layer(batch, m, n, i == 0, "tuned")
-        packed = _jax_layer(batch, m, n, i == 0, "packed")
-        torch_ = _torch_layer(batch, m, n, i == 0)
+    shapes = list(itertools.pairwise(DEEP))
+    layers = {}
+    for i, (m, n) in enumerate(shapes):
+        layers[i, "tuned"] = _jax_layer(batch, m, n, i == 0, "tuned")
+        layers[i, "packed"] = _jax_layer(batch, m, n, i == 0, "packed")
+        layers[i, "torch"] = _torch_layer(batch, m, n, i == 0)
+    times = _times(layers)
+    for i, (m, n) in enumerate(shapes):
+        tuned, packed, torch_ = (times[i, k] for k in ("tuned", "packed", "torch"))
         cells = [f"{a * 1e3:.2f} / {b * 1e3:.2f} ms" for a, b in (tuned, packed, torch_)]
         lines.append(
             f"| {i}: {batch}×{m} @ {m}×{n} | "
@@ -131,12 +186,25 @@ def float32_step(batch: int) -> str:
     from mnist_kernels import model
     from mnist_kernels.matmul import Compute
 
-    lines = [f"| layer (batch {batch}, float32) | forward | backward |", "|---|---|---|"]
-    total = 0.0
-    for i, (m, n) in enumerate(itertools.pairwise(DEEP)):
-        fwd, bwd = _jax_layer(batch, m, n, i == 0, "tuned", "float32")
-        total += fwd + bwd
-        lines.append(f"| {i}: {batch}×{m} @ {m}×{n} | {fwd * 1e3:.2f} ms | {bwd * 1e3:.2f} ms |")
+    lines = [
+        f"| layer (batch {batch}, float32) | JAX fwd / bwd | PyTorch fwd / bwd | NumPy fwd / bwd |",
+        "|---|---|---|---|",
+    ]
+    shapes = list(itertools.pairwise(DEEP))
+    layers = {}
+    for i, (m, n) in enumerate(shapes):
+        layers[i, "JAX"] = _jax_layer(batch, m, n, i == 0, "tuned", "float32")
+        layers[i, "PyTorch"] = _torch_layer(batch, m, n, i == 0, "float32")
+        layers[i, "NumPy"] = _numpy_layer(batch, m, n, i == 0)
+    times = _times(layers)
+    total = {"JAX": 0.0, "PyTorch": 0.0, "NumPy": 0.0}
+    for i, (m, n) in enumerate(shapes):
+        for k in total:
+            total[k] += sum(times[i, k])
+        cells = " | ".join(
+            f"{times[i, k][0] * 1e3:.2f} / {times[i, k][1] * 1e3:.2f} ms" for k in total
+        )
+        lines.append(f"| {i}: {batch}×{m} @ {m}×{n} | {cells} |")
     rng = np.random.RandomState(0)
     x = jax.device_put(rng.rand(batch, 784).astype(np.float32))
     y = jax.device_put(np.eye(10, dtype=np.float32)[rng.randint(10, size=batch)])
@@ -145,10 +213,16 @@ def float32_step(batch: int) -> str:
     whole = best_of(lambda: step(params, (x, y)), jax.block_until_ready)
     peak = measure_peaks("cpu", ["float32"])["float32"]["matmul_flops_per_s"]
     bound = model.flops_update(DEEP, batch) / peak
+    jax_total = total["JAX"]
     lines.append(
-        f"\nThe dots alone: {total * 1e3:.2f} ms; the whole update: {whole * 1e3:.2f} ms; the "
+        f"\nThe dots alone: {jax_total * 1e3:.2f} ms; the whole update: {whole * 1e3:.2f} ms; the "
         f"compute bound at the 2048² peak ({peak / 1e9:.0f} GFLOP/s): {bound * 1e3:.2f} ms "
-        f"(dots alone {total / bound:.2f}×, update {whole / bound:.2f}×)."
+        f"(dots alone {jax_total / bound:.2f}×, update {whole / bound:.2f}×). The same dots "
+        "in the other libraries here: "
+        + ", ".join(
+            f"{k} {t * 1e3:.2f} ms ({t / bound:.2f}×)" for k, t in total.items() if k != "JAX"
+        )
+        + "."
     )
     return "\n".join(lines)
 
@@ -255,7 +329,7 @@ def main() -> None:
     print(
         f"JAX {jax.__version__}, PyTorch {torch.__version__}, {os.cpu_count()} CPUs; "
         "`python docs/limits/bf16_evidence.py --batch-sizes "
-        f"{args.batch_sizes}`; each figure the best of synced calls.\n"
+        f"{args.batch_sizes}`; each figure the best of synced calls (the per-layer dots: of {PASSES} passes of {CALLS} calls).\n"
     )
     for b in [int(v) for v in args.batch_sizes.split(",")]:
         print(f"## Batch {b}\n\n### Each layer's dots alone\n\n{per_layer(b)}\n")
