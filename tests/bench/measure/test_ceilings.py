@@ -48,3 +48,22 @@ def test_a_quick_measurement_returns_each_batch_size_with_its_fastest_forms():
         assert entry["ceiling_flops_per_s"] == pytest.approx(want)
         form, _, compiled = entry["weight_grad_form"].partition(", ")
         assert form in ceilings._forms()["weight_grad"] and compiled in sets
+
+
+def test_a_program_two_sets_compile_alike_is_timed_once(monkeypatch):
+    """``ynnpack-dots`` compiles a dot alone exactly as XLA's own options do: the ceiling times
+    that program once (and keeps the first set's name for it), while ``no-ynnpack``'s different
+    programs are timed on their own."""
+    calls = []
+
+    def fake_best(fn, a, b, reps):
+        calls.append(fn.as_text())
+        return 1.0 + 0.01 * len(calls)  # every distinct program a different time
+
+    monkeypatch.setattr(ceilings, "_best_seconds", fake_best)
+    got = ceilings.measure_thin_ceilings("cpu", [8], quick=True)["8"]
+    assert len(calls) == len(set(calls))  # no program timed twice
+    per_set = 2 + 4  # per set: two empty loops, the forward and the three weight-gradient forms
+    assert len(calls) < per_set * len(catalog.STEP_TIME_OPTIONS)
+    assert "ynnpack-dots" in catalog.STEP_TIME_OPTIONS
+    assert "ynnpack-dots" not in got["forward_form"] + got["weight_grad_form"]
